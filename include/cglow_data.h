@@ -171,8 +171,9 @@ void cglow_synth_opts_default(cglow_synth_opts *o, int n);
 /* Latin hypercube of `rows` CAMELS-layout parameter rows (6 columns: Omega_m, sigma_8 uniform in
  * the box lo/hi (NULL = [0.1,0.5] x [0.6,1.0]); A_SN1, A_AGN1 log-uniform in [0.25, 4], A_SN2,
  * A_AGN2 log-uniform in [0.5, 2], as CAMELS; they do not affect the maps). Values are rounded to 5
- * decimals, as CAMELS' table, so that the written table is exactly what generated the maps. */
-void cglow_synth_params_lhs(size_t rows, uint64_t seed, const double lo[2], const double hi[2], double *theta);
+ * decimals, as CAMELS' table, so that the written table is exactly what generated the maps.
+ * theta: rows x 6. */
+int cglow_synth_params_lhs(size_t rows, uint64_t seed, const double lo[2], const double hi[2], double *theta);
 /* BBKS transfer function T(q) and P_g(k) = A k T(k / (0.67 Omega_m))^2. */
 double cglow_synth_transfer(double q);
 double cglow_synth_power(double k, double omega_m, double amplitude);
