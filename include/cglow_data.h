@@ -192,9 +192,9 @@ int cglow_synth_maps(const cglow_synth_opts *o, const double *theta, int stride,
                      uint64_t seed, float *maps);
 /* Exact log p(u | theta) (nats, log10 space, u = log10 map) of n linear maps; theta n x stride.
  * -inf where some pixel has 1 + beta (u - mu) <= 0. Non-finite or non-positive pixels: error
- * naming `what` and the map index. */
+ * naming `what` and the map index (first_index + i). */
 int cglow_synth_loglike(const cglow_synth_opts *o, const float *maps, size_t n, const double *theta, int stride,
-                        double *ll, const char *what);
+                        double *ll, const char *what, size_t first_index);
 /* Same for one map on a G x G grid: ll[i * G + j] at Omega_m = om[i], sigma_8 = s8[j]. Cost: one FFT
  * per Omega_m row (sigma_8 only rescales the spectrum). */
 int cglow_synth_loglike_grid(const cglow_synth_opts *o, const float *map, const double *om, int g_om,

@@ -279,13 +279,13 @@ static int bad_map(const char *what, size_t index, int why)
 }
 
 int cglow_synth_loglike(const cglow_synth_opts *o, const float *maps, size_t n, const double *theta, int stride,
-                        double *ll, const char *what)
+                        double *ll, const char *what, size_t first_index)
 {
     int rc = check_opts(o);
     if (rc) return rc;
     size_t nr = (size_t)o->n * o->n;
     for (size_t i = 0; i < n; i++)
-        if ((rc = check_theta(theta[i * stride], theta[i * stride + 1], i))) return rc;
+        if ((rc = check_theta(theta[i * stride], theta[i * stride + 1], first_index + i))) return rc;
     long long bad = -1;
     int why_bad = 0, failed = 0;
 #pragma omp parallel num_threads(cglow_get_threads())
@@ -320,7 +320,7 @@ int cglow_synth_loglike(const cglow_synth_opts *o, const float *maps, size_t n, 
         free(u);
     }
     if (failed) return cglow_set_error(CGLOW_ENOMEM, "synth: out of memory");
-    if (bad >= 0) return bad_map(what, (size_t)bad, why_bad);
+    if (bad >= 0) return bad_map(what, first_index + (size_t)bad, why_bad);
     return 0;
 }
 
