@@ -103,6 +103,14 @@ def check_fixture(fx):
     e = float(np.max(np.abs(r32["logprob_model"] - ref) / np.abs(ref)))
     report(e <= RTOL32, fx + ".float32_logprob", "max rel err %.2e, tol %.0e" % (e, RTOL32))
 
+    # the 5 x 5 injector shortcut gives the same numbers
+    if min(b[1] for b in m.blocks[:1]) >= 5:
+        mf = ct.load(os.path.join(d, "model.safetensors"))
+        mf.fast_injector = True
+        rf = ct.evaluate(mf, maps, theta)
+        e = max(rel_err(rf[k], r[k]) for k in ("logprob_model", "latents"))
+        report(e <= 1e-12, fx + ".fast_injector", "max rel err %.2e vs the plain CNN" % e)
+
     # inverse of the flow: x = f^-1(f(x))
     with torch.no_grad():
         out = m.forward(x, c)
@@ -144,6 +152,19 @@ def check_init():
     report(fin, "init.finite", "loss %.6f" % loss)
 
 
+def check_fast_injector_grads():
+    cfg = ct.make_config(levels=2, steps=2, hidden=4, height=24, width=24)
+    m = ct.init_model(cfg, dict(ct.DEFAULT_DATA, mu=4.8), seed=4, nonzero=0.05)
+    x = torch.tanh(torch.randn(3, 1, 24, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    c = torch.rand(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    l0, g0 = m.loss_and_grads(x, c)
+    m.fast_injector = True
+    l1, g1 = m.loss_and_grads(x, c)
+    e = max(float((g1[k] - g0[k]).norm() / max(float(g0[k].norm()), 1e-300)) for k in g0 if float(g0[k].norm()) > 0)
+    report(abs(l1 - l0) <= 1e-13 * abs(l0) and e <= 1e-10, "fast_injector.grads",
+           "loss rel diff %.1e, worst grad rel err %.1e" % (abs(l1 - l0) / abs(l0), e))
+
+
 def main():
     if not os.path.isdir(FIX):
         report(False, "fixtures.present", "no %s" % FIX)
@@ -154,6 +175,7 @@ def main():
             except Exception as e:  # noqa: BLE001
                 report(False, fx + ".exception", repr(e))
     check_init()
+    check_fast_injector_grads()
     sys.exit(1 if failures else 0)
 
 
