@@ -196,6 +196,8 @@ int cglow_npy_open(const char *path, cglow_npy **out)
     else return fail_close(f, cglow_set_error(CGLOW_ESHAPE, "%s: dtype '%s' is not supported (only '<f4' and '<f8')", path, descr));
     if (fortran)
         return fail_close(f, cglow_set_error(CGLOW_ESHAPE, "%s: Fortran-order array is not supported (save it in C order)", path));
+    /* A 0-d array (a scalar, as numpy saves a loss value) reads as shape (1,). */
+    if (f->ndim == 0) { f->ndim = 1; f->shape[0] = 1; }
     if (f->ndim < 1 || f->ndim > 4)
         return fail_close(f, cglow_set_error(CGLOW_ESHAPE, "%s: %d-d array is not supported (1 to 4 dimensions)", path, f->ndim));
     size_t items = 1, row = 1;
