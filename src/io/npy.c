@@ -266,6 +266,7 @@ int cglow_npy_read_f32(cglow_npy *f, size_t first, size_t count, float *out)
     int rc = range_check(f, first, count);
     if (rc) return rc;
     size_t n = count * f->row_items, off = f->data_off + first * f->row_items * (size_t)f->itemsize;
+    if (n == 0) return 0;
     const unsigned char *src = f->map + off;
     if (f->itemsize == 4) memcpy(out, src, n * 4);
     else
@@ -283,6 +284,7 @@ int cglow_npy_read_f64(cglow_npy *f, size_t first, size_t count, double *out)
     int rc = range_check(f, first, count);
     if (rc) return rc;
     size_t n = count * f->row_items, off = f->data_off + first * f->row_items * (size_t)f->itemsize;
+    if (n == 0) return 0;
     const unsigned char *src = f->map + off;
     if (f->itemsize == 8) memcpy(out, src, n * 8);
     else
