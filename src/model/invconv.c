@@ -91,24 +91,24 @@ void invconv_weight_inverse(real *winv, const real *params, const step_offsets *
     free(Wd); free(ipiv); free(work);
 }
 
-double invconv_fwd(real *y, const real *x, const real *w, const real *params, const step_offsets *s, int C, int HW)
+double invconv_fwd(real *y, const real *x, const real *w, const real *params, const step_offsets *s, int C, int HW,
+                   int G, real *scratch)
 {
-    cblas_xgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, HW, C, 1, w, C, x, HW, 0, y, HW);
+    k_conv1x1_fwd(y, x, w, NULL, C, C, HW, G, scratch);
     const real *ls = params + s->log_s;
     double sum = 0;
     for (int i = 0; i < C; i++) sum += ls[i];
-    return (double)HW * sum;
+    return (double)HW * sum;   /* per map */
 }
 
-void invconv_inv(real *x, const real *y, const real *winv, int C, int HW)
+void invconv_inv(real *x, const real *y, const real *winv, int C, int HW, int G, real *scratch)
 {
-    cblas_xgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, HW, C, 1, winv, C, y, HW, 0, x, HW);
+    k_conv1x1_fwd(x, y, winv, NULL, C, C, HW, G, scratch);
 }
 
-void invconv_bwd(real *dx, real *dw, const real *dy, const real *x, const real *w, int C, int HW)
+void invconv_bwd(real *dx, real *dw, const real *dy, const real *x, const real *w, int C, int HW, int G, real *scratch)
 {
-    cblas_xgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, C, HW, 1, dy, HW, x, HW, 1, dw, C);
-    cblas_xgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, HW, C, 1, w, C, dy, HW, 0, dx, HW);
+    k_conv1x1_bwd(dx, dw, NULL, dy, x, w, C, C, HW, G, scratch);
 }
 
 /* W = P A B with G = dL/dW:  dA = P^T G B^T (strictly lower part), dB = A^T P^T G
