@@ -12,4 +12,8 @@ cJSON *sci_json_num(double v);
 int sci_json_save(const cJSON *root, const char *path);
 /* Loads a JSON file; NULL with an error set when missing or invalid. */
 cJSON *sci_json_load(const char *path);
+/* Shared JSON pieces of the inference outputs (infer.c). */
+#include "cglow.h"
+cJSON *sci_calibration_json(const cglow_calibration *c);
+cJSON *sci_grid_json(const cglow_grid *g);
 #endif
