@@ -40,12 +40,12 @@ static void run_test(const char *name, void (*fn)(void))
 #define TEST_MAIN_END() return t_fail ? 1 : 0
 
 /* Where ../shared is (fixtures, data); CGLOW_SHARED overrides. */
-static const char *shared_dir(void)
+static inline const char *shared_dir(void)
 {
     const char *s = getenv("CGLOW_SHARED");
     return s ? s : "../shared";
 }
-static const char *shared_path(const char *rel)
+static inline const char *shared_path(const char *rel)
 {
     static char buf[8][1024];
     static int k;
@@ -54,7 +54,7 @@ static const char *shared_path(const char *rel)
     return buf[k];
 }
 /* A scratch folder for the test's files (created by run_tests.sh). */
-static const char *tmp_path(const char *name)
+static inline const char *tmp_path(const char *name)
 {
     static char buf[8][1024];
     static int k;

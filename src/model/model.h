@@ -1,0 +1,130 @@
+/* The flow's internals: the tensor table, one contiguous parameter buffer, and the per-block
+ * layout. Layers address their tensors by offsets into that buffer, so the same offsets index
+ * the parameters, the gradients and the Adam moments (as in llm.c). */
+#ifndef CGLOW_MODEL_H
+#define CGLOW_MODEL_H
+#include "cglow.h"
+#include "kernels/kernels.h"
+
+typedef struct {
+    size_t off;                 /* into params */
+    cglow_tensor_info info;     /* info.name is owned */
+} tensor_entry;
+
+/* Offsets of one flow step's tensors, and of its C x C weight in the invconv caches. */
+typedef struct {
+    size_t perm, lower, upper, log_s, sign;
+    size_t inj_w1, inj_b1, inj_w2, inj_b2, inj_zw, inj_zb, inj_zs;
+    size_t cp_w1, cp_b1, cp_w2, cp_b2, cp_zw, cp_zb, cp_zs;
+    size_t wc;
+} step_offsets;
+
+/* fc1.weight, fc1.bias, fc2.weight, fc2.bias, fc3.weight, fc3.bias */
+typedef struct { size_t w1, b1, w2, b2, w3, b3; } mlp_offsets;
+
+typedef struct {
+    int C, H, W;          /* inside the block, after the squeeze */
+    int final;            /* the last block: no squeeze, no split */
+    size_t zdim;          /* elements of this block's latent */
+    size_t zoff;          /* where it starts in the concatenated latent vector */
+    step_offsets *steps;
+    mlp_offsets prior_mean, prior_logvar;   /* conditional prior */
+    size_t learned_mean, learned_logvar;     /* learned prior */
+    size_t tape_off;      /* this block's start in a map's tape */
+} block_info;
+
+struct cglow_model {
+    cglow_config cfg;
+    cglow_data_config data;
+    int ntensors;
+    tensor_entry *tensors;
+    size_t nparams;       /* elements of the buffer, fixed tensors included */
+    real *params;
+    int nblocks;          /* levels + 1 */
+    block_info *blocks;
+    size_t dim;           /* C0 * H * W */
+    /* Invertible 1x1 convolution weights W and W^-1 of every step (sum of C^2), rebuilt when
+     * the parameters change (version counter). */
+    size_t wsize;
+    real *wfwd, *winv;
+    long params_version, wfwd_version, winv_version;
+    /* Sizes of the per-map scratch and tape. */
+    size_t scratch_size;  /* elements of one thread's scratch */
+    size_t tape_size;     /* elements of one map's saved activations */
+    char *train_state;
+    struct flow_work *work;   /* forward/inverse scratch, made on first use */
+    int work_threads;
+};
+
+/* Tape layout of one step inside a map's tape: x0 (invconv input), x1 (injector input),
+ * x2 (coupling input) each C*HW, h1, h2 each Hd*HW, o C*HW; then, per block, its output. */
+size_t step_tape_size(const cglow_model *m, const block_info *b);
+
+/* Builds the table, buffer and layout for cfg (parameters zero). */
+int model_alloc(const cglow_config *cfg, cglow_model **out);
+void model_init_params(cglow_model *m, uint64_t seed);
+int model_find_tensor(const cglow_model *m, const char *name);
+void model_params_changed(cglow_model *m);
+/* Makes the invconv weight caches current. */
+void model_update_wfwd(cglow_model *m);
+void model_update_winv(cglow_model *m);
+
+/* ---- layers: each works on one map; forward, inverse, backward side by side.
+ * Gradients accumulate (+=) into `grads`, laid out like params. */
+
+/* squeeze.c */
+void squeeze_fwd(real *out, const real *in, int C, int H, int W);     /* (C,H,W) -> (4C,H/2,W/2) */
+void squeeze_inv(real *out, const real *in, int C, int H, int W);     /* (4C,H/2,W/2) -> (C,H,W) */
+
+/* invconv.c: w is the step's C x C weight from the cache; dw accumulates dy x^T. */
+double invconv_fwd(real *y, const real *x, const real *w, const real *params, const step_offsets *s, int C, int HW);
+void invconv_inv(real *x, const real *y, const real *winv, int C, int HW);
+void invconv_bwd(real *dx, real *dw, const real *dy, const real *x, const real *w, int C, int HW);
+/* Once per batch: d lower/upper/log_s from the accumulated dW (chain rule through P L U). */
+void invconv_weight_grad(real *grads, const real *params, const step_offsets *s, const real *dw, int C);
+/* W and W^-1 from the LU parameters. */
+void invconv_weight(real *w, const real *params, const step_offsets *s, int C);
+void invconv_weight_inverse(real *winv, const real *params, const step_offsets *s, int C);
+
+/* injector.c (conditional actnorm). ws: scratch of injector_scratch_size(). */
+size_t injector_scratch_size(const cglow_model *m, const block_info *b);
+double injector_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
+                    const cglow_model *m, const block_info *b, real *ws);
+void injector_inv(real *x, const real *y, const real *c, const real *params, const step_offsets *s,
+                  const cglow_model *m, const block_info *b, real *ws);
+/* dx overwritten; g = d loss / d logdet. x is the forward input. */
+void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real g, const real *c,
+                  const real *params, const step_offsets *s, const cglow_model *m, const block_info *b,
+                  real *ws);
+
+/* coupling.c. ws: scratch of coupling_scratch_size(); tape (may be NULL in fwd): h1, h2, o. */
+size_t coupling_scratch_size(const cglow_model *m, const block_info *b);
+double coupling_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
+                    const cglow_model *m, const block_info *b, real *tape, real *ws);
+void coupling_inv(real *x, const real *y, const real *c, const real *params, const step_offsets *s,
+                  const cglow_model *m, const block_info *b, real *ws);
+void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real g, const real *c,
+                  const real *params, const step_offsets *s, const cglow_model *m, const block_info *b,
+                  const real *tape, real *ws);
+
+/* prior.c: log p(z | c) of block b's latent; mean/logvar for sampling; backward gives dz and
+ * accumulates parameter gradients, g = d loss / d logp. ws: prior_scratch_size(). */
+size_t prior_scratch_size(const cglow_model *m, const block_info *b);
+double prior_logp(const real *z, const real *c, const real *params, const cglow_model *m, const block_info *b,
+                  real *ws);
+void prior_mean_logvar(real *mean, real *logvar, const real *c, const real *params, const cglow_model *m,
+                       const block_info *b, real *ws);
+void prior_bwd(real *dz, real *grads, const real *z, real g, const real *c, const real *params,
+               const cglow_model *m, const block_info *b, real *ws);
+
+/* flow.c: batches (OpenMP over maps). */
+typedef struct flow_work flow_work;
+flow_work *flow_work_create(const cglow_model *m, int max_batch, int with_tape);
+void flow_work_free(flow_work *w);
+/* x, c already in `real`; logp (n), z (n x dim) may be NULL. */
+int flow_forward(cglow_model *m, flow_work *w, const real *x, const real *c, int n, double *logp, real *z);
+int flow_inverse(cglow_model *m, flow_work *w, const real *z, const real *c, int n, real *x);
+/* Loss of section 3 and its gradient into grads (nparams, overwritten). */
+int flow_loss_grad(cglow_model *m, flow_work *w, const real *x, const real *c, int n, double *loss,
+                   double *logp, real *grads);
+#endif
