@@ -171,8 +171,9 @@ void cglow_synth_opts_default(cglow_synth_opts *o, int n);
 /* Latin hypercube of `rows` CAMELS-layout parameter rows (6 columns: Omega_m, sigma_8 uniform in
  * the box lo/hi (NULL = [0.1,0.5] x [0.6,1.0]); A_SN1, A_AGN1 log-uniform in [0.25, 4], A_SN2,
  * A_AGN2 log-uniform in [0.5, 2], as CAMELS; they do not affect the maps). Values are rounded to 5
- * decimals, as CAMELS' table, so that the written table is exactly what generated the maps. */
-void cglow_synth_params_lhs(size_t rows, uint64_t seed, const double lo[2], const double hi[2], double *theta);
+ * decimals, as CAMELS' table, so that the written table is exactly what generated the maps.
+ * theta: rows x 6. */
+int cglow_synth_params_lhs(size_t rows, uint64_t seed, const double lo[2], const double hi[2], double *theta);
 /* BBKS transfer function T(q) and P_g(k) = A k T(k / (0.67 Omega_m))^2. */
 double cglow_synth_transfer(double q);
 double cglow_synth_power(double k, double omega_m, double amplitude);
@@ -191,9 +192,9 @@ int cglow_synth_maps(const cglow_synth_opts *o, const double *theta, int stride,
                      uint64_t seed, float *maps);
 /* Exact log p(u | theta) (nats, log10 space, u = log10 map) of n linear maps; theta n x stride.
  * -inf where some pixel has 1 + beta (u - mu) <= 0. Non-finite or non-positive pixels: error
- * naming `what` and the map index. */
+ * naming `what` and the map index (first_index + i). */
 int cglow_synth_loglike(const cglow_synth_opts *o, const float *maps, size_t n, const double *theta, int stride,
-                        double *ll, const char *what);
+                        double *ll, const char *what, size_t first_index);
 /* Same for one map on a G x G grid: ll[i * G + j] at Omega_m = om[i], sigma_8 = s8[j]. Cost: one FFT
  * per Omega_m row (sigma_8 only rescales the spectrum). */
 int cglow_synth_loglike_grid(const cglow_synth_opts *o, const float *map, const double *om, int g_om,
