@@ -156,10 +156,22 @@ typedef struct {
 int cglow_model_scorer_fn(void *ctx, size_t map_index, const double *theta, int npts, double *loglike);
 void cglow_model_scorer_free(cglow_model_scorer *s);
 
+/* Scorer with the exact synthetic likelihood of model.md section 7 (cglow_synth_loglike_grid when
+ * the points are exactly `grid`'s, else cglow_synth_loglike per point). Thread-safe. */
+typedef struct {
+    cglow_synth_opts opt;   /* n must be the map side */
+    const float *maps;      /* raw linear (nmaps, n, n) */
+    size_t nmaps;
+    const char *what;
+    const cglow_grid *grid; /* may be NULL */
+} cglow_exact_scorer;
+int cglow_exact_scorer_fn(void *ctx, size_t map_index, const double *theta, int npts, double *loglike);
+
 typedef struct {
     cglow_grid grid;
     const double *truth;   /* nmaps x 2 raw parameters or NULL */
     int progress;          /* 1: a progress line on stderr */
+    int parallel_maps;     /* 1: maps in parallel (only for thread-safe scorers that do not thread) */
 } cglow_infer_options;
 /* Posterior of nmaps maps: post (nmaps x G x G) and summaries (nmaps). */
 int cglow_infer(const cglow_infer_options *o, cglow_scorer_fn fn, void *ctx, size_t nmaps, double *post,

@@ -19,10 +19,40 @@ int cglow_infer(const cglow_infer_options *o, cglow_scorer_fn fn, void *ctx, siz
     progress_t pr;
     if (o->progress) progress_start(&pr, (long)nmaps, "maps");
     int rc = 0;
-    for (size_t m = 0; m < nmaps && !rc; m++) {
+    if (o->parallel_maps) {
+        /* Thread-safe scorer: maps in parallel, one buffer per thread; the first error wins. */
+        char msg[1024] = "";
+        long done = 0;
+#pragma omp parallel num_threads(cglow_get_threads())
+        {
+            double *myll = malloc((size_t)npts * sizeof *myll);
+#pragma omp for schedule(dynamic, 1)
+            for (size_t m = 0; m < nmaps; m++) {
+                int bad;
+#pragma omp atomic read
+                bad = rc;
+                if (bad) continue;
+                int r = myll ? fn(ctx, m, theta, npts, myll) : cglow_set_error(CGLOW_ENOMEM, "infer: out of memory");
+                if (!r) r = cglow_posterior_normalise(myll, npts, post + m * npts);
+                if (!r) r = cglow_posterior_summarise(g, post + m * npts, o->truth ? o->truth + 2 * m : NULL, &summ[m], NULL, NULL);
+                if (r) {
+#pragma omp critical(cglow_infer_err)
+                    if (!rc) { rc = r; snprintf(msg, sizeof msg, "map %zu: %s", m, cglow_last_error()); }
+                }
+#pragma omp critical(cglow_infer_progress)
+                {
+                    done++;
+                    if (o->progress) progress_update(&pr, done, 0, NULL);
+                }
+            }
+            free(myll);
+        }
+        if (rc) cglow_set_error(rc, "%s", msg);
+    }
+    for (size_t m = 0; m < nmaps && !rc && !o->parallel_maps; m++) {
         rc = fn(ctx, m, theta, npts, ll);
         if (!rc) rc = cglow_posterior_normalise(ll, npts, post + m * npts);
-        if (rc && rc != CGLOW_ENOMEM && rc != CGLOW_EIO) {
+        if (rc) {
             /* Name the map: the scorer's message alone may not. */
             char msg[900];
             snprintf(msg, sizeof msg, "%s", cglow_last_error());

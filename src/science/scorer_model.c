@@ -1,0 +1,43 @@
+/* The flow as an inference scorer: log p(x | c(theta)) at every grid point of one map in a single
+ * cglow_log_prob call (the map replicated), so the engine's threads over maps all have work.
+ * Log-likelihoods stay in model space: the preprocessing Jacobian is the same for every theta of
+ * a map and cancels in the posterior. */
+#include "cglow.h"
+#include <stdlib.h>
+#include <string.h>
+
+void cglow_model_scorer_free(cglow_model_scorer *s)
+{
+    free(s->x1); free(s->xrep); free(s->cond);
+    s->x1 = s->xrep = s->cond = NULL;
+    s->cap = 0;
+}
+
+int cglow_model_scorer_fn(void *ctx, size_t map_index, const double *theta, int npts, double *ll)
+{
+    cglow_model_scorer *s = ctx;
+    if (map_index >= s->nmaps) return cglow_set_error(CGLOW_EARG, "model scorer: map %zu out of range", map_index);
+    cglow_data_config *d = cglow_model_data(s->model);
+    const cglow_config *cfg = cglow_model_config(s->model);
+    int ds = d->downsample > 0 ? d->downsample : 1;
+    if (s->h % ds || s->w % ds || s->h / ds != cfg->height || s->w / ds != cfg->width || cfg->in_channels != 1)
+        return cglow_set_error(CGLOW_ESHAPE, "%s: maps of %dx%d (downsample %d) do not fit the model's %dx%d input",
+                               s->what ? s->what : "maps", s->h, s->w, ds, cfg->height, cfg->width);
+    if (cfg->cond_features != 2 || d->n_cond != 2)
+        return cglow_set_error(CGLOW_ESHAPE, "model: inference needs a model of 2 conditions (Omega_m, sigma_8), it has %d", cfg->cond_features);
+    size_t np = (size_t)cfg->height * cfg->width;
+    if (s->cap < npts) {
+        cglow_model_scorer_free(s);
+        s->x1 = malloc(np * sizeof *s->x1);
+        s->xrep = malloc((size_t)npts * np * sizeof *s->xrep);
+        s->cond = malloc((size_t)npts * 2 * sizeof *s->cond);
+        if (!s->x1 || !s->xrep || !s->cond) { cglow_model_scorer_free(s); return cglow_set_error(CGLOW_ENOMEM, "model scorer: out of memory"); }
+        s->cap = npts;
+    }
+    int rc = cglow_data_maps_to_model(d, s->maps + map_index * (size_t)s->h * s->w, 1, s->h, s->w, s->x1,
+                                      s->what ? s->what : "maps", map_index);
+    if (rc) return rc;
+    for (int k = 0; k < npts; k++) memcpy(s->xrep + (size_t)k * np, s->x1, np * sizeof *s->x1);
+    cglow_data_scale_cond(d, theta, (size_t)npts, 2, NULL, s->cond);
+    return cglow_log_prob(s->model, s->xrep, s->cond, npts, ll);
+}
