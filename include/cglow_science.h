@@ -180,6 +180,59 @@ int cglow_infer(const cglow_infer_options *o, cglow_scorer_fn fn, void *ctx, siz
 int cglow_infer_save_json(const char *path, const cglow_grid *g, const cglow_post_summary *s, size_t n,
                           const cglow_calibration *cal, const char *scorer);
 
+
+/* ---------------------------------------------------------------- whole jobs (CLI and demo) */
+/* cglow infer / cglow calibrate on files. Outputs in out_dir (created by the caller):
+ *   infer:     posterior.npy (maps, G, G) float64, axis 1 Omega_m, axis 2 sigma_8, cell masses;
+ *              summary.json; posterior_NNN.png for the first n_png maps; calibration.png (truths).
+ *   calibrate: for each scorer S in {flow, exact} used: posterior_S.npy, summary_S.json,
+ *              calibration_S.png; calibration.json with both and, when both ran, the flow-vs-exact
+ *              comparison (per map and averaged: mean shift in exact-std units, width ratio, KL). */
+typedef struct {
+    const char *maps_path;    /* raw linear maps (N, n, n) or (N, 1, n, n) */
+    const char *truth_path;   /* table (rows per map or per simulation) or NULL */
+    const char *model_path;   /* flow checkpoint or NULL */
+    int exact;                /* 1: the exact synthetic likelihood (section 7) */
+    double beta, synth_box;   /* of the exact likelihood: 0.3, 25 */
+    int G, edges;             /* 30, cell centres */
+    int box_set;              /* 0: the model's condition box, or CAMELS LH for --exact */
+    double lo[2], hi[2];
+    size_t first, count;      /* maps first .. first+count-1 (count 0 = all) */
+    int n_png;                /* posterior pictures (4) */
+    const char *out_dir;
+    int progress;
+} cglow_infer_run;
+void cglow_infer_run_default(cglow_infer_run *r);
+int cglow_run_infer(const cglow_infer_run *r);
+int cglow_run_calibrate(const cglow_infer_run *r);
+
+/* cglow eval: spectra of real and generated maps, numbers and plots.
+ * Outputs out_dir/<tag>.json (real, gen, comparison), <tag>.png (spectra with ratio panel) and
+ * <tag>_maps.png (first real maps over the first generated ones, log10). */
+typedef struct {
+    const char *real_path;    /* maps */
+    int real_log10;           /* units of real maps (0 linear) */
+    const char *gen_path;     /* generated maps, or NULL to generate with model_path */
+    int gen_log10;            /* units of gen maps */
+    const char *params_path;  /* parameter table of the real maps (for --sim and for generation) */
+    long sim;                 /* >= 0: conditional on this simulation (its maps vs maps at its params) */
+    const char *model_path;   /* to generate when gen_path is NULL */
+    long n_gen;               /* maps to generate (marginal: at random real rows; default = real count) */
+    double temperature;
+    uint64_t seed;
+    cglow_pk_options opt;     /* binning, field, box, floor (input_log10 is set per set) */
+    const char *out_dir, *tag;
+} cglow_eval_run;
+void cglow_eval_run_default(cglow_eval_run *r);
+/* cmp (may be NULL) receives the comparison numbers (free with cglow_pk_comparison_free). */
+int cglow_run_eval(const cglow_eval_run *r, cglow_pk_comparison *cmp);
+
+/* cglow sample: rows of raw parameters theta (rows x P, P = the model's) -> rows*K maps in rows
+ * order, log10 (linear = 0) or linear units. *n_bad receives the number of maps with a non-finite
+ * pixel (reported, kept). out (rows*K*H*W) is the caller's. */
+int cglow_sample_maps(cglow_model *m, const double *theta, int rows, int per_cond, float temperature, uint64_t seed,
+                      int linear, float *out, size_t *n_bad);
+
 /* ================================================================ pictures */
 /* Colour maps for map pictures. */
 typedef enum { CGLOW_CMAP_VIRIDIS = 0, CGLOW_CMAP_MAGMA = 1, CGLOW_CMAP_GREY = 2 } cglow_cmap;

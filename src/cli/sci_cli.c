@@ -1,6 +1,7 @@
 /* Helpers shared by the science subcommands. */
 #include "cli/sci_cli.h"
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 int sci_load_maps(const char *path, float **maps, size_t *n, int *h, int *w)
@@ -53,4 +54,59 @@ const char *sci_join(char *buf, size_t n, const char *dir, const char *name)
 {
     snprintf(buf, n, "%s/%s", dir, name);
     return buf;
+}
+
+int sci_parse_pair(const char *s, double v[2])
+{
+    char *end;
+    v[0] = strtod(s, &end);
+    if (end == s || *end != ',') return -1;
+    const char *b = end + 1;
+    v[1] = strtod(b, &end);
+    if (end == b || *end) return -1;
+    return isfinite(v[0]) && isfinite(v[1]) ? 0 : -1;
+}
+
+int sci_infer_flags(const char *cmd, const char *summary, int argc, char **argv, cglow_infer_run *r, int calibrate)
+{
+    const char *lo = NULL, *hi = NULL;
+    long G = 30, first = 0, count = 0, png = 4, threads = 0;
+    int quiet = 0, help = 0;
+    cglow_infer_run_default(r);
+    cli_flag fl[] = {
+        {"maps", FLAG_STR, &r->maps_path, "raw linear maps (N, n, n) or (N, 1, n, n)", 1, 0},
+        {"out", FLAG_STR, &r->out_dir, "output folder (created)", 1, 0},
+        {"model", FLAG_STR, &r->model_path, calibrate ? "flow checkpoint (with --exact too: flow against exact)" : "flow checkpoint (scorer: cglow_log_prob)", 0, 0},
+        {"exact", FLAG_BOOL, &r->exact, "scorer: the exact likelihood of the synthetic data (model.md 7)", 0, 0},
+        {"truth", FLAG_STR, &r->truth_path, calibrate ? "true parameters: table with a row per map or per simulation (.npy or CAMELS text)"
+                                                      : "true parameters (optional): table with a row per map or per simulation", calibrate, 0},
+        {"grid", FLAG_INT, &G, "grid points per axis (30)", 0, 0},
+        {"grid-edges", FLAG_BOOL, &r->edges, "grid = linspace including the box edges (HIGlow) instead of cell centres", 0, 0},
+        {"lo", FLAG_STR, &lo, "prior box low corner 'Om,s8' (default: the model's box; --exact: 0.1,0.6)", 0, 0},
+        {"hi", FLAG_STR, &hi, "prior box high corner 'Om,s8' (default: the model's box; --exact: 0.5,1.0)", 0, 0},
+        {"first", FLAG_INT, &first, "first map (0)", 0, 0},
+        {"count", FLAG_INT, &count, "number of maps (default: all from --first)", 0, 0},
+        {"png", FLAG_INT, &png, "posterior pictures of the first N maps (4)", 0, 0},
+        {"beta", FLAG_DOUBLE, &r->beta, "--exact: beta of the synthetic data (0.3)", 0, 0},
+        {"box", FLAG_DOUBLE, &r->synth_box, "--exact: box side of the synthetic data in Mpc/h (25)", 0, 0},
+        {"quiet", FLAG_BOOL, &quiet, "no progress line", 0, 0},
+        {"threads", FLAG_INT, &threads, "threads (default: all)", 0, 0},
+    };
+    int rc = cli_parse(cmd, summary, fl, (int)(sizeof fl / sizeof fl[0]), argc, argv, &help);
+    if (rc) return help ? 0 : 2;
+    cli_apply_threads(threads);
+    if (G < 2 || G > 1000) return cli_fail("--grid: expected 2 .. 1000 points, got %ld", G);
+    if (first < 0 || count < 0 || png < 0) return cli_fail("--first, --count and --png must be >= 0");
+    if ((lo && !hi) || (hi && !lo)) return cli_fail("--lo and --hi go together");
+    if (lo) {
+        if (sci_parse_pair(lo, r->lo) || sci_parse_pair(hi, r->hi)) return cli_fail("--lo/--hi: expected two numbers 'a,b'");
+        r->box_set = 1;
+    }
+    r->G = (int)G;
+    r->first = (size_t)first;
+    r->count = (size_t)count;
+    r->n_png = (int)png;
+    r->progress = !quiet;
+    if (cli_mkdirs(r->out_dir)) return 1;
+    return -1;
 }

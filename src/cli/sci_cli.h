@@ -13,4 +13,8 @@ int sci_load_theta(const char *path, size_t nmaps, double **theta);
 int sci_parse_units(const char *s);
 /* "dir/name" into buf. */
 const char *sci_join(char *buf, size_t n, const char *dir, const char *name);
+/* "a,b" -> two finite numbers; 0 or -1. */
+int sci_parse_pair(const char *s, double v[2]);
+/* The flags shared by infer and calibrate, parsed into r. Returns an exit code or -1 to go on. */
+int sci_infer_flags(const char *cmd, const char *summary, int argc, char **argv, cglow_infer_run *r, int calibrate);
 #endif

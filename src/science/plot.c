@@ -83,7 +83,8 @@ static void plot_cleanup(plot_ctx *c)
 /* Runs the script; on success renames the PNG into place. */
 static int plot_run(plot_ctx *c, const char *script)
 {
-    FILE *g = popen(GNUPLOT " 2>/dev/null", "w");
+    /* CGLOW_PLOT_DEBUG=1 shows gnuplot's messages (hidden otherwise: one-line errors). */
+    FILE *g = popen(getenv("CGLOW_PLOT_DEBUG") ? GNUPLOT : GNUPLOT " 2>/dev/null", "w");
     if (!g) {
         plot_cleanup(c);
         unlink(c->png_tmp);
@@ -225,8 +226,8 @@ int cglow_plot_calibration(const char *path, const cglow_calibration *cal, const
     double expect = (double)cal->n / CGLOW_RANK_BINS;
     snprintf(script, sizeof script,
              "set multiplot layout 1,2 title \"%s (%d maps)\"\n"
-             "set title 'HPD coverage'\nset xrange [-0.5:1.5]\nset yrange [0:1.05]\nset xtics ('68%%' 0, '95%%' 1)\n"
-             "set ylabel 'fraction of truths inside'\nset key bottom right\nset style fill solid 0.5\nset boxwidth 0.5\n"
+             "set title 'HPD coverage'\nset xrange [-0.5:1.5]\nset yrange [0:1.05]\nset xtics ('68%%%%' 0, '95%%%%' 1)\n"
+             "set ylabel 'fraction of truths inside'\nset key top left\nset style fill solid 0.5\nset boxwidth 0.5\n"
              "plot '%s' u 1:3 w boxes lc rgb '#2166ac' t 'observed', '' u 1:3:4 w yerrorbars pt 7 lc rgb '#000000' t '1{/Symbol s} binomial',"
              " '' u 1:2 w p pt 5 ps 2 lc rgb '#e00000' t 'nominal'\n"
              "set title 'rank of the truth (HPD level at which it enters)'\nset xrange [0:1]\nset yrange [0:*]\nset xtics auto\n"
