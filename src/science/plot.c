@@ -123,12 +123,12 @@ int cglow_plot_pk(const char *path, const cglow_pk_set *real, const cglow_pk_set
     FILE *d = plot_data(&c, &dn);
     if (!d) { plot_cleanup(&c); unlink(c.png_tmp); return CGLOW_EIO; }
     /* k, real mean, lower, upper, gen mean, lower, upper, ratio of means, ratio of stds.
-     * Bands are clamped above zero for the log axis. */
+     * Bands are clamped at 0.2 x mean for the log axis (std can exceed the mean at the corners). */
     for (int b = 0; b < real->nbins; b++) {
-        double m = real->mean[b], s = real->std[b], lo = fmax(m - s, m * 1e-3);
+        double m = real->mean[b], s = real->std[b], lo = fmax(m - s, m * 0.2);
         fprintf(d, "%.9g %.9g %.9g %.9g", real->k[b], m, lo, m + s);
         if (gen) {
-            double gm = gen->mean[b], gs = gen->std[b], glo = fmax(gm - gs, gm * 1e-3);
+            double gm = gen->mean[b], gs = gen->std[b], glo = fmax(gm - gs, gm * 0.2);
             fprintf(d, " %.9g %.9g %.9g %.9g %.9g", gm, glo, gm + gs, gm / m, gs / s);
         }
         fprintf(d, "\n");
@@ -140,18 +140,19 @@ int cglow_plot_pk(const char *path, const cglow_pk_set *real, const cglow_pk_set
     int n = 0;
     n += snprintf(script + n, sizeof script - n,
                   "set logscale xy\nset grid\nset key top right\nset style fill transparent solid 0.25 noborder\n"
-                  "set ylabel 'P(k) [(Mpc/h)^2]'\n");
+                  "set ylabel 'P(k) [(Mpc/h)^2]'\nset format y '10^{%%T}'\nset xrange [%.6g:%.6g]\n",
+                  real->k[0] * 0.9, real->k[real->nbins > 0 ? real->nbins - 1 : 0] * 1.1);
     if (gen) {
         n += snprintf(script + n, sizeof script - n,
                       "set multiplot title \"%s (%s field, %s binning)\"\n"
-                      "set lmargin 12\nset size 1,0.68\nset origin 0,0.32\nset format x ''\n"
+                      "set lmargin 12\nset size 1,0.63\nset origin 0,0.32\nset format x ''\n"
                       "plot '%s' u 1:3:4 w filledcurves lc rgb '#1f77b4' t 'real {/Symbol \\261}1{/Symbol s}',"
                       " '' u 1:2 w l lw 2 lc rgb '#1f77b4' t 'real mean',"
                       " '' u 1:6:7 w filledcurves lc rgb '#d62728' t 'generated {/Symbol \\261}1{/Symbol s}',"
                       " '' u 1:5 w l lw 2 dt 2 lc rgb '#d62728' t 'generated mean'\n"
                       "set size 1,0.32\nset origin 0,0\nunset logscale y\nset format x '%%g'\nset xlabel 'k [h/Mpc]'\n"
-                      "set ylabel 'gen / real'\nset key bottom left\nset yrange [0.5:1.5]\n"
-                      "plot '%s' u 1:9 w lp pt 7 ps 0.5 lc rgb '#000000' t 'mean', '' u 1:10 w lp pt 6 ps 0.5 lc rgb '#7f7f7f' t 'std', 1 w l dt 3 lc rgb '#444444' notitle\n"
+                      "set ylabel 'gen / real'\nset key bottom left\nset yrange [0.5:1.5]\nset format y '%%g'\n"
+                      "plot '%s' u 1:8 w lp pt 7 ps 0.5 lc rgb '#000000' t 'mean', '' u 1:9 w lp pt 6 ps 0.5 lc rgb '#7f7f7f' t 'std', 1 w l dt 3 lc rgb '#444444' notitle\n"
                       "unset multiplot\n",
                       t, field, cglow_pk_binning_name(real->opt.binning), dn, dn);
     } else {
