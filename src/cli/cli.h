@@ -2,6 +2,7 @@
 #ifndef CGLOW_CLI_H
 #define CGLOW_CLI_H
 #include "cglow.h"
+#include <math.h>
 #include <stdio.h>
 
 /* Every subcommand: returns the process exit code (0 ok, 1 error, 2 usage). */
@@ -40,6 +41,7 @@ int cmd_init(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_logprob(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_synth_loglike(int argc, char **argv);

@@ -11,6 +11,7 @@ static const struct {
     {"info", cmd_info, "config, parameter count and FLOPs of a model"},
     {"train", cmd_train, "train on maps + parameters, with checkpoints and resume"},
     {"logprob", cmd_logprob, "per-map log p(map | parameters) in nats"},
+    {"grad", cmd_grad, "training loss and its gradient for every tensor (for checks)"},
     {"sample", cmd_sample, "new maps for given parameters at a temperature"},
     {"synth", cmd_synth, "the synthetic CAMELS-like data set (exact likelihood known)"},
     {"synth-loglike", cmd_synth_loglike, "exact log-likelihood of synthetic maps"},

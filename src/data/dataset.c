@@ -28,9 +28,9 @@ int cglow_dataset_open(const char *maps_path, const char *params_path, const int
     if (rc) { cglow_dataset_close(ds); return rc; }
     size_t rows = (size_t)ds->params.rows;
     if (ds->n_maps % rows) {
-        cglow_dataset_close(ds);
+        cglow_dataset_close(ds);   /* ds->n_maps survives the close */
         return cglow_set_error(CGLOW_ESHAPE, "%s: %zu maps in %s do not divide evenly among its %zu rows (maps_per_sim = maps / rows)",
-                               params_path, sh[0], maps_path, rows);
+                               params_path, ds->n_maps, maps_path, rows);
     }
     ds->maps_per_sim = (int)(ds->n_maps / rows);
     if (!cols) {

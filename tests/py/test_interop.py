@@ -1,0 +1,418 @@
+"""Interoperability of the C tool with Python: safetensors checkpoints both ways, log p, gradients
+and samples against the PyTorch reference (python/cglow_torch.py).
+
+The tool is $CGLOW (may hold arguments, split like a shell) else build/cglow. A check whose
+command the tool lacks (`cglow <cmd> --help` exits non-zero) prints "SKIP name (reason)", never
+PASS. One line "PASS name (...)", "FAIL name (...)" or "SKIP name (...)" per check; exit status 1
+on any failure. Command lines expected (spec section 8, plus `grad`):
+
+  cglow init --preset higlow --seed S --out M.safetensors [--levels L --steps K --hidden H --size N]
+  cglow info --model M
+  cglow logprob --model M --maps X.npy --cond C.npy --out LP.npy --space model|log10
+  cglow grad --model M --maps X.npy --cond C.npy --out G.safetensors   (prints the loss)
+  cglow sample --model M --cond C.npy --n-per-cond K --temperature T --seed S --out X.npy
+               [--units log10|linear]
+"""
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+import cglow_torch as ct  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("CGLOW_TORCH_THREADS", "1")))
+SHARED = os.environ.get("CGLOW_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+FIX = os.path.join(SHARED, "fixtures")
+TIMEOUT = int(os.environ.get("CGLOW_INTEROP_TIMEOUT", "600"))
+
+RTOL_LOGP = 1e-4    # float32 engine vs float64 reference, per-map log p
+RTOL_GRAD = 1e-3    # ||g_c - g_t|| / ||g_t|| per tensor
+RTOL_LOSS = 1e-5
+
+failures = 0
+
+
+def report(status, name, detail=""):
+    global failures
+    if status == "FAIL":
+        failures += 1
+    print("%s %s%s" % (status, name, (" (%s)" % detail) if detail else ""))
+    sys.stdout.flush()
+
+
+def ok_fail(ok, name, detail=""):
+    report("PASS" if ok else "FAIL", name, detail)
+
+
+def tool():
+    t = os.environ.get("CGLOW") or "build/cglow"
+    argv = shlex.split(t)
+    if argv and not os.path.isabs(argv[0]) and os.sep in argv[0]:
+        argv[0] = os.path.join(ROOT, argv[0])
+    return argv
+
+
+CGLOW = tool()
+_has = {}
+
+
+def has(cmd):
+    """(True, "") when `cglow cmd --help` exits 0, else (False, reason)."""
+    if cmd not in _has:
+        if os.sep in CGLOW[0] and not os.path.exists(CGLOW[0]):
+            _has[cmd] = (False, "no tool at %s" % CGLOW[0])
+        else:
+            try:
+                r = subprocess.run(CGLOW + [cmd, "--help"], capture_output=True, timeout=60)
+                _has[cmd] = (r.returncode == 0, "`cglow %s --help` exits %d" % (cmd, r.returncode))
+            except (OSError, subprocess.TimeoutExpired) as e:
+                _has[cmd] = (False, repr(e))
+    return _has[cmd]
+
+
+class CmdError(Exception):
+    pass
+
+
+def run(args):
+    r = subprocess.run(CGLOW + [str(a) for a in args], capture_output=True, text=True, timeout=TIMEOUT)
+    if r.returncode != 0:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+        raise CmdError("`cglow %s` exit %d: %s" % (" ".join(map(str, args[:1])), r.returncode, " | ".join(tail)))
+    return r
+
+
+def needs(name, *cmds):
+    """SKIP line and False when the tool lacks one of cmds."""
+    for c in cmds:
+        ok, why = has(c)
+        if not ok:
+            report("SKIP", name, why)
+            return False
+    return True
+
+
+def guarded(name, fn, *cmds):
+    """Run check fn() (which reports its own PASS/FAIL lines) unless the tool lacks a command."""
+    if not needs(name, *cmds):
+        return None
+    try:
+        return fn()
+    except CmdError as e:
+        report("FAIL", name, str(e))
+    except Exception as e:  # noqa: BLE001
+        report("FAIL", name, "%s: %s" % (type(e).__name__, e))
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+def random_inputs(n, size, seed, mu=4.8, sd=1.0):
+    rs = np.random.RandomState(seed)
+    u = mu + sd * rs.randn(n, size, size)
+    maps = (10.0 ** u).astype(np.float32)
+    maps[0, 0, 0] = 0.0           # below the floor: exercises max(map, floor)
+    theta = np.stack([rs.uniform(0.1, 0.5, n), rs.uniform(0.6, 1.0, n)], 1)
+    return maps, theta
+
+
+def torch_eval(path, maps, theta):
+    m = ct.load(path)
+    return m, ct.evaluate(m, maps, theta)
+
+
+def grad_compare(name, mpath, maps, theta, tmp):
+    """cglow grad vs torch autograd (float64) for the checkpoint at mpath."""
+    xp, cp, gp = (os.path.join(tmp, name + s) for s in (".x.npy", ".c.npy", ".g.safetensors"))
+    np.save(xp, maps)
+    np.save(cp, theta)
+    r = run(["grad", "--model", mpath, "--maps", xp, "--cond", cp, "--out", gp])
+    m = ct.load(mpath)
+    x = ct.preprocess_maps(maps, m.data)
+    c = ct.preprocess_cond(theta, m.data)
+    loss_t, gt = m.loss_and_grads(x, c)
+    gc, _ = ct.read_safetensors(gp)
+    if set(gc) != set(gt):
+        report("FAIL", "grad." + name, "names differ: %s" % sorted(set(gc) ^ set(gt))[:4])
+        return
+    total = np.sqrt(sum(float(torch.sum(v ** 2)) for v in gt.values()))
+    worst, wname, bad = 0.0, "", []
+    for k, tv in gt.items():
+        tv = ct.to_numpy(tv)
+        cv = np.asarray(gc[k], np.float64)
+        if cv.shape != tv.shape:
+            bad.append(k + " shape %s" % (cv.shape,))
+            continue
+        if not np.all(np.isfinite(cv)):
+            bad.append(k + " not finite")
+            continue
+        den = max(np.linalg.norm(tv), 1e-6 * total)
+        e = float(np.linalg.norm(cv - tv) / den)
+        if e > worst:
+            worst, wname = e, k
+    ok_fail(not bad and worst <= RTOL_GRAD, "grad." + name,
+            "%d tensors, worst rel err %.2e in %s, tol %.0e%s" %
+            (len(gt), worst, wname, RTOL_GRAD, ("; " + ", ".join(bad[:3])) if bad else ""))
+    nums = re.findall(r"loss[^0-9+\-]*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)", r.stdout + r.stderr, re.I)
+    if not nums:
+        report("FAIL", "grad.%s.loss" % name, "no 'loss <number>' in the output: %r" % (r.stdout[-200:],))
+    else:
+        lc = float(nums[0])
+        e = abs(lc - loss_t) / abs(loss_t)
+        ok_fail(e <= RTOL_LOSS, "grad.%s.loss" % name, "cglow %.8g torch %.8g rel err %.1e" % (lc, loss_t, e))
+
+
+# ----------------------------------------------------------------------------------------------
+def check_init(tmp):
+    cases = [("preset", ["--preset", "higlow", "--seed", "1"], ct.make_config()),
+             ("small", ["--preset", "higlow", "--seed", "1", "--levels", "2", "--steps", "2",
+                        "--hidden", "4", "--size", "8"],
+              ct.make_config(levels=2, steps=2, hidden=4, height=8, width=8))]
+    for name, flags, cfg in cases:
+        def one(name=name, flags=flags, cfg=cfg):
+            p = os.path.join(tmp, "init_%s.safetensors" % name)
+            run(["init"] + flags + ["--out", p])
+            from safetensors import safe_open
+            from safetensors.numpy import load_file
+            t = load_file(p)
+            with safe_open(p, framework="np") as f:
+                meta = f.metadata() or {}
+            # dtype as written in the header (F32)
+            with open(p, "rb") as f:
+                n = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(n))
+            header.pop("__metadata__", None)
+            want = ct.tensor_shapes(cfg)
+            errs = []
+            if set(t) != set(want):
+                errs.append("names: missing %s extra %s" % (sorted(set(want) - set(t))[:3], sorted(set(t) - set(want))[:3]))
+            errs += ["%s shape %s != %s" % (k, t[k].shape, want[k]) for k in want if k in t and tuple(t[k].shape) != want[k]][:3]
+            errs += ["%s dtype %s" % (k, v["dtype"]) for k, v in header.items() if v["dtype"] != "F32"][:3]
+            ok_fail(not errs, "init.%s.tensors" % name, "; ".join(errs) or "%d tensors, spec names, shapes, F32" % len(t))
+
+            errs = []
+            if meta.get("format") != "cglow":
+                errs.append("format %r" % meta.get("format"))
+            if meta.get("format_version") != "1":
+                errs.append("format_version %r" % meta.get("format_version"))
+            for k in ("format", "format_version", "config", "data"):
+                if k not in meta:
+                    errs.append("no metadata key %s" % k)
+            cj = json.loads(meta.get("config", "{}"))
+            if sorted(cj) != sorted(ct.CONFIG_KEYS):
+                errs.append("config keys %s" % sorted(cj))
+            for k in ct.CONFIG_KEYS:
+                if k in cj and cj[k] != cfg[k]:
+                    errs.append("config %s=%r, want %r" % (k, cj[k], cfg[k]))
+            dj = json.loads(meta.get("data", "{}"))
+            miss = [k for k in ct.DATA_KEYS if k not in dj]
+            if miss:
+                errs.append("data lacks %s" % miss)
+            elif not (dj["mu"] == 0 and dj["sigma"] == 1 and list(dj["cond_lo"]) == [0.1, 0.6]
+                      and list(dj["cond_hi"]) == [0.5, 1.0] and dj["squash"] == "sigmoid"):
+                errs.append("data defaults %s" % dj)
+            ok_fail(not errs, "init.%s.metadata" % name, "; ".join(errs) or "format, version, config keys, data")
+
+            # the fresh model is the spec's init: zeroconvs zero, W orthogonal, fc2/fc3 biases zero
+            if not set(want) - set(t):
+                m = ct.Model(cj if sorted(cj) == sorted(ct.CONFIG_KEYS) else cfg, dj, t)
+                errs, worst = [], 0.0
+                for b, (C, _, _, _) in enumerate(m.blocks):
+                    for k in range(cfg["steps"]):
+                        pre = "blocks.%d.steps.%d." % (b, k)
+                        W = m.invconv_weight(pre, C).detach()
+                        worst = max(worst, float((W @ W.T - torch.eye(C, dtype=torch.float64)).abs().max()))
+                        for part in ("injector", "coupling"):
+                            for s in ("weight", "bias", "scale"):
+                                if np.any(t[pre + part + ".zero." + s]):
+                                    errs.append(pre + part + ".zero." + s + " not zero")
+                w = np.concatenate([t[k].ravel() for k in t if k.endswith("conv1.weight") or k.endswith("conv2.weight")])
+                if not 0.04 < float(np.std(w)) < 0.06:
+                    errs.append("conv weights std %.4f, want 0.05" % np.std(w))
+                for k in t:
+                    if (k.endswith("fc2.bias") or k.endswith("fc3.bias")) and np.any(t[k]):
+                        errs.append(k + " not zero")
+                if worst > 1e-5:
+                    errs.append("invconv W not orthogonal (%.1e)" % worst)
+                ok_fail(not errs, "init.%s.values" % name, "; ".join(errs[:3]) or
+                        "zeroconvs 0, W orthogonal to %.1e, conv std %.4f" % (worst, np.std(w)))
+        guarded("init." + name, one, "init")
+
+
+def python_models(tmp):
+    """Random non-trivial models written by Python: (name, path)."""
+    out = []
+    data = dict(ct.DEFAULT_DATA, mu=4.8, sigma=1.1)
+    for name, cfg in (("pyconditional", ct.make_config(levels=3, steps=2, hidden=6, height=16, width=16, prior_hidden=5)),
+                      ("pylearned", ct.make_config(levels=2, steps=3, hidden=5, height=8, width=8, prior="learned"))):
+        m = ct.init_model(cfg, data, seed=7, nonzero=0.05)
+        p = os.path.join(tmp, name + ".safetensors")
+        ct.save(p, m)
+        out.append((name, p))
+    return out
+
+
+def check_python_checkpoints(tmp):
+    models = python_models(tmp)
+    for name, p in models:
+        guarded("info." + name, lambda p=p, name=name: ok_fail(
+            bool(run(["info", "--model", p])), "info." + name, "Python-written checkpoint accepted"), "info")
+
+    # a reader refuses a wrong format and a missing tensor
+    def refuse():
+        t, meta = ct.read_safetensors(models[0][1])
+        bad = {"format": dict(meta, format="xglow"), "version": dict(meta, format_version="99")}
+        for why, md in bad.items():
+            q = os.path.join(tmp, "bad_%s.safetensors" % why)
+            ct.write_safetensors(q, t, md)
+            r = subprocess.run(CGLOW + ["info", "--model", q], capture_output=True, timeout=TIMEOUT)
+            ok_fail(r.returncode != 0, "info.refuses_" + why, "exit %d" % r.returncode)
+        t2 = dict(t)
+        t2.pop(sorted(t2)[0])
+        q = os.path.join(tmp, "bad_missing.safetensors")
+        ct.write_safetensors(q, t2, meta)
+        r = subprocess.run(CGLOW + ["info", "--model", q], capture_output=True, timeout=TIMEOUT)
+        ok_fail(r.returncode != 0, "info.refuses_missing_tensor", "exit %d" % r.returncode)
+    guarded("info.refuses", refuse, "info")
+
+    for name, p in models:
+        cfg = ct.load(p).config
+        maps, theta = random_inputs(5, cfg["height"], seed=11)
+
+        def lp(name=name, p=p, maps=maps, theta=theta):
+            _, r = torch_eval(p, maps, theta)
+            xp, cp = os.path.join(tmp, name + ".x.npy"), os.path.join(tmp, name + ".c.npy")
+            np.save(xp, maps)
+            np.save(cp, theta)
+            for space in ("model", "log10"):
+                out = os.path.join(tmp, "%s.lp_%s.npy" % (name, space))
+                run(["logprob", "--model", p, "--maps", xp, "--cond", cp, "--out", out, "--space", space])
+                got = np.load(out)
+                ref = r["logprob_" + space]
+                e = float(np.max(np.abs(got - ref) / np.abs(ref))) if got.shape == ref.shape else float("inf")
+                ok_fail(got.dtype == np.float64 and e <= RTOL_LOGP, "logprob.%s.%s" % (name, space),
+                        "dtype %s shape %s, max rel err %.2e, tol %.0e" % (got.dtype, got.shape, e, RTOL_LOGP))
+            # (N, 1, H, W) maps are accepted too
+            xp4 = os.path.join(tmp, name + ".x4.npy")
+            np.save(xp4, maps[:, None])
+            out = os.path.join(tmp, name + ".lp4.npy")
+            run(["logprob", "--model", p, "--maps", xp4, "--cond", cp, "--out", out, "--space", "model"])
+            got = np.load(out)
+            e = float(np.max(np.abs(got - r["logprob_model"]) / np.abs(r["logprob_model"])))
+            ok_fail(e <= RTOL_LOGP, "logprob.%s.nchw_input" % name, "max rel err %.2e" % e)
+        guarded("logprob." + name, lp, "logprob")
+        guarded("grad." + name, lambda name=name, p=p, maps=maps, theta=theta:
+                grad_compare(name, p, maps, theta, tmp), "grad")
+
+
+def check_fixtures(tmp):
+    for fx in ("tiny-conditional", "tiny-learned", "higlow-preset"):
+        d = os.path.join(FIX, fx)
+        if not os.path.isdir(d):
+            report("FAIL", "fixture." + fx, "no folder %s" % d)
+            continue
+        mp = os.path.join(d, "model.safetensors")
+        maps, theta = np.load(os.path.join(d, "maps.npy")), np.load(os.path.join(d, "cond.npy"))
+
+        def lp(fx=fx, d=d, mp=mp):
+            for space in ("model", "log10"):
+                out = os.path.join(tmp, "%s.lp_%s.npy" % (fx, space))
+                run(["logprob", "--model", mp, "--maps", os.path.join(d, "maps.npy"),
+                     "--cond", os.path.join(d, "cond.npy"), "--out", out, "--space", space])
+                got, ref = np.load(out), np.load(os.path.join(d, "logprob_%s.npy" % space))
+                e = float(np.max(np.abs(got - ref) / np.abs(ref))) if got.shape == ref.shape else float("inf")
+                ok_fail(e <= RTOL_LOGP, "logprob.fixture_%s.%s" % (fx, space), "max rel err %.2e vs fixture" % e)
+        guarded("logprob.fixture_" + fx, lp, "logprob")
+        if os.path.exists(os.path.join(d, "grads.safetensors")):
+            guarded("grad.fixture_" + fx, lambda fx=fx, mp=mp, maps=maps, theta=theta:
+                    grad_compare("fixture_" + fx, mp, maps, theta, tmp), "grad")
+
+
+def check_sample(tmp):
+    for squash in ("sigmoid", "standard"):
+        guarded("sample." + squash, lambda squash=squash: sample_one(tmp, squash), "sample")
+
+
+def sample_one(tmp, squash):
+    """Samples of a random model: shape, finite, scored finite by cglow and equal to torch's score;
+    with the "standard" squash (no clamp on the way back) the latents of the samples, recovered by
+    the reference, must follow the prior at temperature T."""
+    m = ct.init_model(ct.make_config(levels=2, steps=3, hidden=5, height=16, width=16),
+                      dict(ct.DEFAULT_DATA, mu=4.8, sigma=1.1, squash=squash), seed=5, nonzero=0.03)
+    p = os.path.join(tmp, "sampler_%s.safetensors" % squash)
+    ct.save(p, m)
+    m = ct.load(p)
+    theta = np.array([[0.2, 0.7], [0.45, 0.95], [0.3, 0.8]])
+    cp = os.path.join(tmp, "sample.c.npy")
+    np.save(cp, theta)
+    K, T = 4, 0.7
+    tag = "sample.%s." % squash
+    sp = os.path.join(tmp, "samples_%s.npy" % squash)
+    run(["sample", "--model", p, "--cond", cp, "--n-per-cond", K, "--temperature", T, "--seed", 3, "--out", sp])
+    s = np.load(sp)
+    shape_ok = s.shape == (len(theta) * K, 16, 16)
+    fin = bool(np.all(np.isfinite(s)))
+    ok_fail(shape_ok and fin, tag + "shape_finite", "shape %s dtype %s finite %s" % (s.shape, s.dtype, fin))
+    if not shape_ok:
+        return
+    # log10 units -> linear maps -> cglow logprob: finite and equal to the torch reference
+    lin = 10.0 ** s.astype(np.float64)
+    xp = os.path.join(tmp, "samples_lin_%s.npy" % squash)
+    np.save(xp, lin)
+    crep = np.repeat(theta, K, axis=0)     # rows of C in order, K per row
+    cp2 = os.path.join(tmp, "sample.crep.npy")
+    np.save(cp2, crep)
+    r = ct.evaluate(m, lin, crep)
+    if needs(tag + "logprob", "logprob"):
+        out = os.path.join(tmp, "samples_%s.lp.npy" % squash)
+        run(["logprob", "--model", p, "--maps", xp, "--cond", cp2, "--out", out, "--space", "model"])
+        lp = np.load(out)
+        ok_fail(lp.shape == (len(crep),) and bool(np.all(np.isfinite(lp))), tag + "logprob_finite",
+                "log p of samples in [%.1f, %.1f]" % (np.min(lp), np.max(lp)))
+        if lp.shape == (len(crep),):
+            e = float(np.max(np.abs(lp - r["logprob_model"]) / np.abs(r["logprob_model"])))
+            ok_fail(e <= 1e-3, tag + "logprob_matches_torch", "max rel err %.2e" % e)
+    if squash == "standard":
+        # the latents of the samples follow the prior at temperature T (spec 2.4)
+        x = ct.preprocess_maps(lin, m.data)
+        c = ct.preprocess_cond(crep, m.data)
+        with torch.no_grad():
+            out = m.forward(x, c)
+            eps = []
+            for b, z in enumerate(out.latents):
+                mean, logvar = m.prior_params(b, c, tuple(z.shape[1:]))
+                eps.append(((z - mean) / torch.exp(logvar / 2)).reshape(-1))
+            eps = ct.to_numpy(torch.cat(eps))
+        n = eps.size
+        sd, mn = float(np.std(eps)), float(np.mean(eps))
+        ok_fail(abs(sd - T) < 6 * T / np.sqrt(2 * n) + 0.02 and abs(mn) < 6 * T / np.sqrt(n) + 0.02,
+                tag + "latent_distribution",
+                "standardised latents of %d numbers: mean %.3f, std %.3f, want 0 and T=%.2f" % (n, mn, sd, T))
+    # --units linear gives 10^(log10 sample) for the same seed
+    sp2 = os.path.join(tmp, "samples_linear_%s.npy" % squash)
+    run(["sample", "--model", p, "--cond", cp, "--n-per-cond", K, "--temperature", T, "--seed", 3,
+         "--out", sp2, "--units", "linear"])
+    s2 = np.load(sp2).astype(np.float64)
+    e = float(np.max(np.abs(np.log10(np.maximum(s2, 1e-300)) - s))) if s2.shape == s.shape else float("inf")
+    ok_fail(e < 1e-3, tag + "units_linear", "max |log10(linear) - log10 sample| %.1e" % e)
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="cglow-interop-", dir=os.environ.get("CGLOW_TEST_TMP")) as tmp:
+        for f in (check_init, check_python_checkpoints, check_fixtures, check_sample):
+            try:
+                f(tmp)
+            except Exception as e:  # noqa: BLE001
+                report("FAIL", f.__name__, "%s: %s" % (type(e).__name__, e))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
