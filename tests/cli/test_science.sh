@@ -97,9 +97,43 @@ expect eval_bad_units 1 "units" -- $CGLOW eval --real "$T/m.npy" --gen "$T/m2.np
 
 # sample: bad inputs (a model is the engine's; only the failure paths here)
 printf "0.3 0.8\n" > "$T/cond.txt"
+printf "0.3\n" > "$T/cond1.txt"
 expect sample_missing_model 1 "nomodel.safetensors" -- $CGLOW sample --model "$T/nomodel.safetensors" --cond "$T/cond.txt" --out "$T/s.npy"
 expect sample_bad_units 1 "units" -- $CGLOW sample --model "$T/nomodel.safetensors" --cond "$T/cond.txt" --out "$T/s.npy" --units furlongs
 expect sample_bad_k 1 "n-per-cond" -- $CGLOW sample --model "$T/nomodel.safetensors" --cond "$T/cond.txt" --out "$T/s.npy" --n-per-cond 0
+
+# With a small fresh model (cglow init): sample, infer --model, calibrate flow vs exact, eval --model.
+if $CGLOW init --preset higlow --seed 1 --levels 2 --steps 2 --hidden 4 --size 16 --maps "$T/m.npy" --params "$T/p.txt" \
+        --out "$T/tiny.safetensors" > /dev/null 2>&1; then
+    printf "0.3 0.8\n0.2 0.9\n0.45 0.65\n" > "$T/cond3.txt"
+    expect sample_ok 0 "" -- $CGLOW sample --model "$T/tiny.safetensors" --cond "$T/cond3.txt" --n-per-cond 2 --seed 5 --out "$T/s.npy" --png "$T/s.png"
+    expect sample_linear 0 "" -- $CGLOW sample --model "$T/tiny.safetensors" --cond "$T/cond3.txt" --n-per-cond 2 --seed 5 --out "$T/sl.npy" --units linear
+    $PY -c "
+import numpy as np
+a = np.load('$T/s.npy'); b = np.load('$T/sl.npy')
+assert a.shape == (6, 16, 16) and a.dtype == np.float32, a.shape
+m = np.abs(a) < 30   # an untrained flow can sample extreme values; float32 overflows past 10^38
+assert m.mean() > 0.5 and np.allclose(10.0 ** a[m].astype(np.float64), b[m], rtol=1e-4), 'linear = 10^log10'
+" && ok sample_shapes_units || bad sample_shapes_units "shape or units"
+    [ -s "$T/s.png" ] && head -c 8 "$T/s.png" | grep -q PNG && ok sample_png || bad sample_png "no PNG"
+    expect sample_same_seed 0 "" -- $CGLOW sample --model "$T/tiny.safetensors" --cond "$T/cond3.txt" --n-per-cond 2 --seed 5 --out "$T/s2.npy"
+    cmp -s "$T/s.npy" "$T/s2.npy" && ok sample_reproducible || bad sample_reproducible "same seed, different maps"
+    expect sample_cond_cols 1 "cond1.txt" -- $CGLOW sample --model "$T/tiny.safetensors" --cond "$T/cond1.txt" --out "$T/s3.npy"
+    expect infer_model 0 "" -- $CGLOW infer --model "$T/tiny.safetensors" --maps "$T/m.npy" --truth "$T/p.txt" --count 4 --grid 6 --out "$T/infm" --png 1 --quiet
+    $PY -c "
+import numpy as np; p = np.load('$T/infm/posterior.npy'); assert p.shape == (4, 6, 6) and abs(p.sum() - 4) < 1e-9
+" && ok infer_model_outputs || bad infer_model_outputs "posterior.npy"
+    expect infer_model_size 1 "do not fit" -- $CGLOW infer --model "$T/tiny.safetensors" --maps "$T/f12.npy" --out "$T/infm2" --quiet
+    expect calibrate_both 0 "" -- $CGLOW calibrate --model "$T/tiny.safetensors" --exact --maps "$T/m.npy" --truth "$T/p.txt" --count 6 --grid 6 --out "$T/calb" --png 0 --quiet
+    $PY -c "
+import json; d = json.load(open('$T/calb/calibration.json'))
+assert 'flow' in d and 'exact' in d and 'flow_vs_exact' in d and len(d['flow_vs_exact']['per_map']) == 6
+" && ok calibrate_both_json || bad calibrate_both_json "flow/exact/comparison"
+    expect eval_model_conditional 0 "" -- $CGLOW eval --real "$T/m.npy" --params "$T/p.txt" --model "$T/tiny.safetensors" --sim 2 --n-gen 4 --tag c2 --out "$T/evm"
+    [ -s "$T/evm/c2.json" ] && [ -s "$T/evm/c2_gen.npy" ] && ok eval_model_outputs || bad eval_model_outputs "c2.json, c2_gen.npy"
+else
+    bad model_setup "cglow init failed"
+fi
 
 # report
 cp "$T/ev/eval.png" "$T/samples.png" 2>/dev/null || true
