@@ -27,8 +27,9 @@ int cmd_sample(int argc, char **argv)
                        fl, (int)(sizeof fl / sizeof fl[0]), argc, argv, &help);
     if (rc) return help ? 0 : 2;
     cli_apply_threads(threads);
-    int lin = sci_parse_units(units);
-    if (lin < 0) return cli_fail("--units: expected log10 or linear, got '%s'", units);
+    int u = sci_parse_units(units);   /* 1 = log10, 0 = linear */
+    if (u < 0) return cli_fail("--units: expected log10 or linear, got '%s'", units);
+    int lin = u == 0;
     if (per < 1 || per > 1000000) return cli_fail("--n-per-cond: expected 1 .. 1000000, got %ld", per);
     if (!(T >= 0)) return cli_fail("--temperature must be >= 0");
     if (seed < 0) return cli_fail("--seed must be >= 0");
