@@ -97,9 +97,9 @@ typedef struct {
     double max_cell;                     /* the largest cell mass (resolution warning if large) */
     int has_truth;
     double truth[2];
-    int in_hpd[CGLOW_NLEVELS];           /* truth inside the 68% / 95% region */
-    double truth_level;  /* posterior mass of cells denser than the truth's (interpolated)
-                          * density: the HPD level at which the truth enters; U(0,1) if calibrated */
+    int in_hpd[CGLOW_NLEVELS];           /* the truth's cell is inside the 68% / 95% region */
+    double truth_level;  /* mid-rank of the truth's cell (the grid point nearest the truth): mass
+                          * of denser cells + half the mass tied with it; U(0,1) if calibrated */
     double bias[2];      /* (mean - truth) / std */
 } cglow_post_summary;
 
@@ -122,6 +122,8 @@ typedef struct {
     double coverage[CGLOW_NLEVELS];   /* fraction of truths inside */
     double cov_err[CGLOW_NLEVELS];    /* binomial error sqrt(f (1 - f) / n) of the observed f */
     double cov_z[CGLOW_NLEVELS];      /* (f - level) / sqrt(level (1 - level) / n) */
+    double mean_hpd_mass[CGLOW_NLEVELS]; /* mass the regions actually enclose (>= level on a
+                                          * coarse grid: the coverage to expect) */
     int rank_hist[CGLOW_RANK_BINS];   /* histogram of truth_level over [0, 1] */
     double bias_mean[2], bias_std[2]; /* of (mean - truth) / std over maps */
     double mean_std[2];               /* average posterior std */

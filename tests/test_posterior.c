@@ -72,14 +72,18 @@ static void test_gaussian_known_answer(void)
     /* Truth at the mean: inside both, level ~0, no bias. */
     CHECK(s.in_hpd[0] && s.in_hpd[1] && s.truth_level < 0.01, "truth at mean: level %g", s.truth_level);
     CHECK(fabs(s.bias[0]) < 1e-4 && fabs(s.bias[1]) < 1e-4, "bias %g %g", s.bias[0], s.bias[1]);
-    /* Truth at Mahalanobis radius r along the Omega_m axis (uncorrelated case): level 1 - exp(-r^2/2). */
+    /* Truth at Mahalanobis radius r along the Omega_m axis (uncorrelated case): level 1 - exp(-r^2/2)
+     * (of its cell's radius). */
     gauss_ll(&g, mu, sd, 0.0, ll);
     cglow_posterior_normalise(ll, G * G, p);
     const double radii[] = {1.0, 2.0, 3.0};
     for (int t = 0; t < 3; t++) {
         double r = radii[t], tr[2] = {mu[0] + r * sd[0], mu[1]};
         CHECK(cglow_posterior_summarise(&g, p, tr, &s, NULL, NULL) == 0, "%s", cglow_last_error());
-        double level = 1 - exp(-r * r / 2);
+        /* The truth counts by its cell: the level of the nearest grid point's Mahalanobis radius. */
+        int i0 = (int)lround((tr[0] - LO[0]) / (HI[0] - LO[0]) * G - 0.5), j0 = (int)lround((tr[1] - LO[1]) / (HI[1] - LO[1]) * G - 0.5);
+        double dx = (cglow_grid_value(&g, 0, i0) - mu[0]) / sd[0], dy = (cglow_grid_value(&g, 1, j0) - mu[1]) / sd[1];
+        double level = 1 - exp(-(dx * dx + dy * dy) / 2);
         CHECK(fabs(s.truth_level - level) < 0.01, "r=%g: level %g, want %g", r, s.truth_level, level);
         CHECK(s.in_hpd[0] == (level < 0.68) && s.in_hpd[1] == (level < 0.95), "r=%g: in %d %d", r, s.in_hpd[0], s.in_hpd[1]);
         CHECK_CLOSE(s.bias[0], -r, 2e-3);

@@ -97,6 +97,7 @@ cJSON *sci_calibration_json(const cglow_calibration *c)
     cJSON_AddItemToObject(j, "coverage", sci_json_darray(c->coverage, CGLOW_NLEVELS));
     cJSON_AddItemToObject(j, "coverage_err", sci_json_darray(c->cov_err, CGLOW_NLEVELS));
     cJSON_AddItemToObject(j, "coverage_z", sci_json_darray(c->cov_z, CGLOW_NLEVELS));
+    cJSON_AddItemToObject(j, "mean_hpd_mass", sci_json_darray(c->mean_hpd_mass, CGLOW_NLEVELS));
     double h[CGLOW_RANK_BINS];
     for (int b = 0; b < CGLOW_RANK_BINS; b++) h[b] = c->rank_hist[b];
     cJSON_AddItemToObject(j, "rank_hist", sci_json_darray(h, CGLOW_RANK_BINS));

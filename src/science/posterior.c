@@ -101,36 +101,18 @@ void cglow_hpd_mask(const double *post, int npts, double threshold, unsigned cha
     for (int i = 0; i < npts; i++) mask[i] = post[i] >= threshold;
 }
 
-/* Fractional grid coordinate of value v on axis a (clamped to the nodes). */
-static double grid_coord(const cglow_grid *g, int a, double v)
+/* The grid point nearest to a continuous point: with cell centres, the cell that contains it
+ * (clamped to the box). */
+static size_t nearest_point(const cglow_grid *g, const double *theta)
 {
-    double x = g->edges ? (v - g->lo[a]) / (g->hi[a] - g->lo[a]) * (g->G - 1)
-                        : (v - g->lo[a]) / (g->hi[a] - g->lo[a]) * g->G - 0.5;
-    if (x < 0) x = 0;
-    if (x > g->G - 1) x = g->G - 1;
-    return x;
-}
-
-/* The posterior mass density at a continuous point: bilinear interpolation of the log cell masses
- * between the four surrounding nodes (exact at the nodes; a posterior is closer to log-linear
- * than to linear between nodes). Zero-mass nodes make it zero. */
-static double interp_mass(const cglow_grid *g, const double *post, const double *theta)
-{
-    int G = g->G;
-    double x = grid_coord(g, 0, theta[0]), y = grid_coord(g, 1, theta[1]);
-    int i0 = (int)floor(x), j0 = (int)floor(y);
-    if (i0 > G - 2) i0 = G - 2;
-    if (j0 > G - 2) j0 = G - 2;
-    double fx = x - i0, fy = y - j0, acc = 0;
-    for (int di = 0; di < 2; di++)
-        for (int dj = 0; dj < 2; dj++) {
-            double w = (di ? fx : 1 - fx) * (dj ? fy : 1 - fy);
-            if (w == 0) continue;
-            double p = post[(size_t)(i0 + di) * G + (j0 + dj)];
-            if (p <= 0) return 0;
-            acc += w * log(p);
-        }
-    return exp(acc);
+    int idx[2];
+    for (int a = 0; a < 2; a++) {
+        double x = g->edges ? (theta[a] - g->lo[a]) / (g->hi[a] - g->lo[a]) * (g->G - 1)
+                            : (theta[a] - g->lo[a]) / (g->hi[a] - g->lo[a]) * g->G - 0.5;
+        long i = lround(x);
+        idx[a] = i < 0 ? 0 : i > g->G - 1 ? g->G - 1 : (int)i;
+    }
+    return (size_t)idx[0] * g->G + idx[1];
 }
 
 int cglow_posterior_summarise(const cglow_grid *g, const double *post, const double *truth, cglow_post_summary *s,
@@ -173,10 +155,16 @@ int cglow_posterior_summarise(const cglow_grid *g, const double *post, const dou
         s->has_truth = 1;
         s->truth[0] = truth[0];
         s->truth[1] = truth[1];
-        double pt = interp_mass(g, post, truth), above = 0;
-        for (int i = 0; i < npts; i++)
+        /* The HPD regions are sets of cells: the truth is inside when its cell is. Its rank is
+         * the mid-rank of its cell: the mass of denser cells plus half the mass tied with it, so
+         * that it is uniform when the truth is drawn from the grid posterior. */
+        double pt = post[nearest_point(g, truth)], above = 0, tied = 0;
+        for (int i = 0; i < npts; i++) {
             if (post[i] > pt) above += post[i];
-        s->truth_level = above > 1 ? 1 : above;
+            else if (post[i] == pt) tied += post[i];
+        }
+        double level = above + 0.5 * tied;
+        s->truth_level = level > 1 ? 1 : level;
         for (int l = 0; l < CGLOW_NLEVELS; l++) s->in_hpd[l] = pt >= s->hpd_threshold[l];
         for (int a = 0; a < 2; a++) s->bias[a] = s->std[a] > 0 ? (s->mean[a] - truth[a]) / s->std[a] : NAN;
     }
@@ -191,7 +179,7 @@ int cglow_calibrate(const cglow_post_summary *s, int n, cglow_calibration *c)
     for (int i = 0; i < n; i++) {
         if (!s[i].has_truth) continue;
         used++;
-        for (int l = 0; l < CGLOW_NLEVELS; l++) in[l] += s[i].in_hpd[l];
+        for (int l = 0; l < CGLOW_NLEVELS; l++) { in[l] += s[i].in_hpd[l]; c->mean_hpd_mass[l] += s[i].hpd_mass[l]; }
         int b = (int)(s[i].truth_level * CGLOW_RANK_BINS);
         if (b >= CGLOW_RANK_BINS) b = CGLOW_RANK_BINS - 1;
         if (b < 0) b = 0;
@@ -203,6 +191,7 @@ int cglow_calibrate(const cglow_post_summary *s, int n, cglow_calibration *c)
     for (int l = 0; l < CGLOW_NLEVELS; l++) {
         double f = (double)in[l] / used, a = cglow_hpd_levels[l];
         c->coverage[l] = f;
+        c->mean_hpd_mass[l] /= used;
         c->cov_err[l] = sqrt(f * (1 - f) / used);
         c->cov_z[l] = (f - a) / sqrt(a * (1 - a) / used);
     }
