@@ -216,7 +216,7 @@ int cglow_plot_calibration(const char *path, const cglow_calibration *cal, const
     FILE *d = plot_data(&c, &dn);
     if (!d) { plot_cleanup(&c); unlink(c.png_tmp); return CGLOW_EIO; }
     for (int l = 0; l < CGLOW_NLEVELS; l++)
-        fprintf(d, "%d %.6g %.6g %.6g\n", l, cglow_hpd_levels[l], cal->coverage[l], cal->cov_err[l]);
+        fprintf(d, "%d %.6g %.6g %.6g %.6g\n", l, cglow_hpd_levels[l], cal->coverage[l], cal->cov_err[l], cal->mean_hpd_mass[l]);
     fclose(d);
     FILE *h = plot_data(&c, &hn);
     if (!h) { plot_cleanup(&c); unlink(c.png_tmp); return CGLOW_EIO; }
@@ -230,7 +230,7 @@ int cglow_plot_calibration(const char *path, const cglow_calibration *cal, const
              "set title 'HPD coverage'\nset xrange [-0.5:1.5]\nset yrange [0:1.05]\nset xtics ('68%%%%' 0, '95%%%%' 1)\n"
              "set ylabel 'fraction of truths inside'\nset key top left\nset style fill solid 0.5\nset boxwidth 0.5\n"
              "plot '%s' u 1:3 w boxes lc rgb '#2166ac' t 'observed', '' u 1:3:4 w yerrorbars pt 7 lc rgb '#000000' t '1{/Symbol s} binomial',"
-             " '' u 1:2 w p pt 5 ps 2 lc rgb '#e00000' t 'nominal'\n"
+             " '' u 1:2 w p pt 5 ps 2 lc rgb '#e00000' t 'nominal', '' u 1:5 w p pt 3 ps 2 lc rgb '#ff8c00' t 'mass enclosed (grid)'\n"
              "set title 'rank of the truth (HPD level at which it enters)'\nset xrange [0:1]\nset yrange [0:*]\nset xtics auto\n"
              "set xlabel 'HPD level'\nset ylabel 'maps'\nset boxwidth %g\n"
              "plot '%s' u 1:2 w boxes lc rgb '#9ecae1' t 'maps', %g w l dt 2 lw 2 lc rgb '#e00000' t 'uniform'\n"
