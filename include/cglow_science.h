@@ -178,9 +178,10 @@ typedef struct {
 /* Posterior of nmaps maps: post (nmaps x G x G) and summaries (nmaps). */
 int cglow_infer(const cglow_infer_options *o, cglow_scorer_fn fn, void *ctx, size_t nmaps, double *post,
                 cglow_post_summary *summ);
-/* summary.json of an inference run (per-map summaries, calibration when truths are known). */
-int cglow_infer_save_json(const char *path, const cglow_grid *g, const cglow_post_summary *s, size_t n,
-                          const cglow_calibration *cal, const char *scorer);
+/* summary.json of an inference run (per-map summaries with the 1-D marginals when post (n x G x G)
+ * is given, calibration when truths are known). */
+int cglow_infer_save_json(const char *path, const cglow_grid *g, const cglow_post_summary *s, const double *post,
+                          size_t n, const cglow_calibration *cal, const char *scorer);
 
 
 /* ---------------------------------------------------------------- whole jobs (CLI and demo) */

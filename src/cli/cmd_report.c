@@ -4,10 +4,12 @@
 int cmd_report(int argc, char **argv)
 {
     const char *dir = NULL, *title = "cglow report";
+    long threads = 0;
     int help = 0;
     cli_flag fl[] = {
         {"dir", FLAG_STR, &dir, "run folder; D/index.html is written there", 1, 0},
         {"title", FLAG_STR, &title, "page title", 0, 0},
+        {"threads", FLAG_INT, &threads, "accepted for uniformity (the report is single-threaded)", 0, 0},
     };
     int rc = cli_parse("report",
                        "Builds D/index.html from what is in D and its direct subfolders:\n"

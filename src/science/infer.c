@@ -121,8 +121,8 @@ cJSON *sci_grid_json(const cglow_grid *g)
     return j;
 }
 
-int cglow_infer_save_json(const char *path, const cglow_grid *g, const cglow_post_summary *s, size_t n,
-                          const cglow_calibration *cal, const char *scorer)
+int cglow_infer_save_json(const char *path, const cglow_grid *g, const cglow_post_summary *s, const double *post,
+                          size_t n, const cglow_calibration *cal, const char *scorer)
 {
     cJSON *root = cJSON_CreateObject();
     if (!root) return cglow_set_error(CGLOW_ENOMEM, "%s: out of memory", path);
@@ -131,8 +131,26 @@ int cglow_infer_save_json(const char *path, const cglow_grid *g, const cglow_pos
     cJSON_AddNumberToObject(root, "n_maps", (double)n);
     cJSON_AddStringToObject(root, "posterior_npy", "posterior.npy: (maps, G, G) cell masses, axis 1 Omega_m, axis 2 sigma_8");
     if (cal) cJSON_AddItemToObject(root, "calibration", sci_calibration_json(cal));
+    int G = g->G;
+    double *axis = malloc(2 * (size_t)G * sizeof *axis), *m0 = malloc((size_t)G * sizeof *m0), *m1 = malloc((size_t)G * sizeof *m1);
+    if (!axis || !m0 || !m1) { free(axis); free(m0); free(m1); cJSON_Delete(root); return cglow_set_error(CGLOW_ENOMEM, "%s: out of memory", path); }
+    for (int i = 0; i < G; i++) { axis[i] = cglow_grid_value(g, 0, i); axis[G + i] = cglow_grid_value(g, 1, i); }
+    cJSON_AddItemToObject(root, "omega_m_axis", sci_json_darray(axis, (size_t)G));
+    cJSON_AddItemToObject(root, "sigma_8_axis", sci_json_darray(axis + G, (size_t)G));
     cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, summary_json(&s[i]));
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = summary_json(&s[i]);
+        if (post) {
+            /* 1-D marginals (cell masses along each axis). */
+            cglow_post_summary tmp;
+            if (cglow_posterior_summarise(g, post + i * (size_t)G * G, NULL, &tmp, m0, m1) == 0) {
+                cJSON_AddItemToObject(o, "marginal_omega_m", sci_json_darray(m0, (size_t)G));
+                cJSON_AddItemToObject(o, "marginal_sigma_8", sci_json_darray(m1, (size_t)G));
+            }
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+    free(axis); free(m0); free(m1);
     cJSON_AddItemToObject(root, "maps", arr);
     int rc = sci_json_save(root, path);
     cJSON_Delete(root);

@@ -150,7 +150,7 @@ static int write_outputs(const cglow_infer_run *r, const job *j, const char *suf
     if (*have_cal && cal_out) *cal_out = cal;
     snprintf(name, sizeof name, "summary%s.json", suffix);
     if ((rc = path_join(path, sizeof path, r->out_dir, name)) ||
-        (rc = cglow_infer_save_json(path, &j->grid, s, j->n, *have_cal ? &cal : NULL, scorer)))
+        (rc = cglow_infer_save_json(path, &j->grid, s, post, j->n, *have_cal ? &cal : NULL, scorer)))
         return rc;
     for (int m = 0; m < r->n_png && (size_t)m < j->n; m++) {
         char title[256];

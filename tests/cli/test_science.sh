@@ -71,6 +71,8 @@ p = np.load('$T/inf/posterior.npy'); s = json.load(open('$T/inf/summary.json'))
 assert p.shape == (60, 12, 12) and p.dtype == np.float64, p.shape
 assert abs(p.sum(axis=(1, 2)) - 1).max() < 1e-9
 assert len(s['maps']) == 60 and 'calibration' in s and s['grid']['G'] == 12
+m = s['maps'][0]
+assert abs(sum(m['marginal_omega_m']) - 1) < 1e-9 and len(m['marginal_sigma_8']) == 12 and 'in_hpd68' in m
 " && ok infer_outputs || bad infer_outputs "posterior.npy or summary.json"
 expect infer_no_scorer 1 "scorer" -- $CGLOW infer --maps "$T/m.npy" --out "$T/inf2"
 expect infer_truth_rows 1 "theta_bad.npy" -- $CGLOW infer --exact --maps "$T/m.npy" --truth "$T/theta_bad.npy" --out "$T/inf2"
