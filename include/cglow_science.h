@@ -251,6 +251,9 @@ int cglow_plot_pk(const char *path, const cglow_pk_set *real, const cglow_pk_set
 /* Filled 68/95% HPD contours of one posterior, truth (may be NULL) as a red x, mean as a black +. */
 int cglow_plot_posterior(const char *path, const cglow_grid *g, const double *post, const cglow_post_summary *s,
                          const char *title);
+/* Two posteriors of one map side by side (e.g. exact and flow). */
+int cglow_plot_posterior_pair(const char *path, const cglow_grid *g, const double *p1, const cglow_post_summary *s1,
+                              const char *t1, const double *p2, const cglow_post_summary *s2, const char *t2);
 /* Coverage bars and the rank histogram. */
 int cglow_plot_calibration(const char *path, const cglow_calibration *c, const char *title);
 /* 1 if gnuplot can be run (plots are skipped with a warning otherwise). */

@@ -166,15 +166,13 @@ int cglow_plot_pk(const char *path, const cglow_pk_set *real, const cglow_pk_set
 }
 
 /* ---------------------------------------------------------------- posterior */
-int cglow_plot_posterior(const char *path, const cglow_grid *g, const double *post, const cglow_post_summary *s,
-                         const char *title)
+/* Appends one posterior panel (its data file, then the plot commands) to script at *n. */
+static int posterior_panel(plot_ctx *c, char *script, size_t cap, int *n, const cglow_grid *g, const double *post,
+                           const cglow_post_summary *s, const char *title)
 {
-    plot_ctx c;
-    int rc = plot_begin(&c, path);
-    if (rc) return rc;
     const char *dn;
-    FILE *d = plot_data(&c, &dn);
-    if (!d) { plot_cleanup(&c); unlink(c.png_tmp); return CGLOW_EIO; }
+    FILE *d = plot_data(c, &dn);
+    if (!d) return CGLOW_EIO;
     int G = g->G;
     /* Level image: 2 inside the 68% region, 1 inside the 95% one, 0 outside. */
     for (int i = 0; i < G; i++) {
@@ -189,20 +187,54 @@ int cglow_plot_posterior(const char *path, const cglow_grid *g, const double *po
     double dx = (g->hi[0] - g->lo[0]) / (g->edges ? G - 1 : G), dy = (g->hi[1] - g->lo[1]) / (g->edges ? G - 1 : G);
     double x0 = cglow_grid_value(g, 0, 0) - dx / 2, x1 = cglow_grid_value(g, 0, G - 1) + dx / 2;
     double y0 = cglow_grid_value(g, 1, 0) - dy / 2, y1 = cglow_grid_value(g, 1, G - 1) + dy / 2;
-    char t[512], script[8192], truth[512] = "";
+    char t[512], truth[512] = "";
     safe_title(t, sizeof t, title);
-    if (s->has_truth)
-        snprintf(truth, sizeof truth, ", '-' u 1:2 w p pt 2 ps 3 lw 3 lc rgb '#e00000' t 'truth'");
-    int n = snprintf(script, sizeof script,
-                     "set size ratio -1\nset title \"%s\"\nset xlabel '{/Symbol W}_m'\nset ylabel '{/Symbol s}_8'\n"
-                     "set xrange [%.9g:%.9g]\nset yrange [%.9g:%.9g]\nunset colorbox\n"
-                     "set palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#2166ac')\nset cbrange [0:2]\n"
-                     "set key outside right top\n"
-                     "plot '%s' u 1:2:3 w image notitle,"
-                     " NaN w boxes fs solid lc rgb '#2166ac' t '68%% HPD', NaN w boxes fs solid lc rgb '#9ecae1' t '95%% HPD',"
-                     " '-' u 1:2 w p pt 1 ps 3 lw 3 lc rgb '#000000' t 'mean'%s\n%.9g %.9g\ne\n",
-                     t, x0, x1, y0, y1, dn, truth, s->mean[0], s->mean[1]);
-    if (s->has_truth) snprintf(script + n, sizeof script - n, "%.9g %.9g\ne\n", s->truth[0], s->truth[1]);
+    if (s->has_truth) snprintf(truth, sizeof truth, ", '-' u 1:2 w p pt 2 ps 3 lw 3 lc rgb '#e00000' t 'truth'");
+    *n += snprintf(script + *n, cap - *n,
+                   "set size ratio -1\nset title \"%s\"\nset xlabel '{/Symbol W}_m'\nset ylabel '{/Symbol s}_8'\n"
+                   "set xrange [%.9g:%.9g]\nset yrange [%.9g:%.9g]\nunset colorbox\n"
+                   "set palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#2166ac')\nset cbrange [0:2]\n"
+                   "set key outside right top\n"
+                   "plot '%s' u 1:2:3 w image notitle,"
+                   " NaN w boxes fs solid lc rgb '#2166ac' t '68%% HPD', NaN w boxes fs solid lc rgb '#9ecae1' t '95%% HPD',"
+                   " '-' u 1:2 w p pt 1 ps 3 lw 3 lc rgb '#000000' t 'mean'%s\n%.9g %.9g\ne\n",
+                   t, x0, x1, y0, y1, dn, truth, s->mean[0], s->mean[1]);
+    if (s->has_truth) *n += snprintf(script + *n, cap - *n, "%.9g %.9g\ne\n", s->truth[0], s->truth[1]);
+    return (size_t)*n < cap ? 0 : cglow_set_error(CGLOW_EARG, "plot: script too long");
+}
+
+int cglow_plot_posterior(const char *path, const cglow_grid *g, const double *post, const cglow_post_summary *s,
+                         const char *title)
+{
+    plot_ctx c;
+    int rc = plot_begin(&c, path);
+    if (rc) return rc;
+    char script[8192];
+    int n = 0;
+    if ((rc = posterior_panel(&c, script, sizeof script, &n, g, post, s, title))) {
+        plot_cleanup(&c);
+        unlink(c.png_tmp);
+        return rc;
+    }
+    return plot_run(&c, script);
+}
+
+int cglow_plot_posterior_pair(const char *path, const cglow_grid *g, const double *p1, const cglow_post_summary *s1,
+                              const char *t1, const double *p2, const cglow_post_summary *s2, const char *t2)
+{
+    plot_ctx c;
+    int rc = plot_begin(&c, path);
+    if (rc) return rc;
+    char script[16384];
+    int n = snprintf(script, sizeof script, "set terminal pngcairo size 1400,620 enhanced font 'sans,11'\nset output '%s'\n"
+                                            "set multiplot layout 1,2\n", c.png_tmp);
+    if ((rc = posterior_panel(&c, script, sizeof script, &n, g, p1, s1, t1)) ||
+        (rc = posterior_panel(&c, script, sizeof script, &n, g, p2, s2, t2))) {
+        plot_cleanup(&c);
+        unlink(c.png_tmp);
+        return rc;
+    }
+    n += snprintf(script + n, sizeof script - n, "unset multiplot\n");
     return plot_run(&c, script);
 }
 

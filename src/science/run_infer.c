@@ -250,6 +250,17 @@ int cglow_run_calibrate(const cglow_infer_run *r)
             if (kls) kls[m] = c.kl;
             if (isfinite(c.kl)) { kl += c.kl; nfin++; }
         }
+        for (int m = 0; m < r->n_png && (size_t)m < j.n && !rc; m++) {
+            char path[4096], name[64], t1[128], t2[128];
+            snprintf(name, sizeof name, "posterior_pair_%03d.png", m);
+            snprintf(t1, sizeof t1, "map %zu: exact posterior", r->first + (size_t)m);
+            snprintf(t2, sizeof t2, "map %zu: flow posterior", r->first + (size_t)m);
+            rc = path_join(path, sizeof path, r->out_dir, name);
+            if (!rc && cglow_plot_posterior_pair(path, &j.grid, post[1] + m * GG, &s[1][m], t1, post[0] + m * GG, &s[0][m], t2)) {
+                fprintf(stderr, "cglow: warning: %s\n", cglow_last_error());
+                break;
+            }
+        }
         cJSON *cmp = cJSON_CreateObject();
         cJSON_AddStringToObject(cmp, "definition", "q = flow posterior, p = exact posterior: shift = (mean_q - mean_p) / std_p, width_ratio = std_q / std_p, kl = KL(p || q) nats on the grid");
         cJSON_AddItemToObject(cmp, "mean_shift", sci_json_darray(sh, 2));

@@ -126,11 +126,14 @@ assert m.mean() > 0.5 and np.allclose(10.0 ** a[m].astype(np.float64), b[m], rto
 import numpy as np; p = np.load('$T/infm/posterior.npy'); assert p.shape == (4, 6, 6) and abs(p.sum() - 4) < 1e-9
 " && ok infer_model_outputs || bad infer_model_outputs "posterior.npy"
     expect infer_model_size 1 "do not fit" -- $CGLOW infer --model "$T/tiny.safetensors" --maps "$T/f12.npy" --out "$T/infm2" --quiet
-    expect calibrate_both 0 "" -- $CGLOW calibrate --model "$T/tiny.safetensors" --exact --maps "$T/m.npy" --truth "$T/p.txt" --count 6 --grid 6 --out "$T/calb" --png 0 --quiet
+    expect calibrate_both 0 "" -- $CGLOW calibrate --model "$T/tiny.safetensors" --exact --maps "$T/m.npy" --truth "$T/p.txt" --count 6 --grid 6 --out "$T/calb" --png 1 --quiet
     $PY -c "
 import json; d = json.load(open('$T/calb/calibration.json'))
 assert 'flow' in d and 'exact' in d and 'flow_vs_exact' in d and len(d['flow_vs_exact']['per_map']) == 6
 " && ok calibrate_both_json || bad calibrate_both_json "flow/exact/comparison"
+    if command -v gnuplot > /dev/null; then
+        [ -s "$T/calb/posterior_pair_000.png" ] && [ -s "$T/calb/calibration_flow.png" ] && ok calibrate_both_png || bad calibrate_both_png "pictures"
+    fi
     expect eval_model_conditional 0 "" -- $CGLOW eval --real "$T/m.npy" --params "$T/p.txt" --model "$T/tiny.safetensors" --sim 2 --n-gen 4 --tag c2 --out "$T/evm"
     [ -s "$T/evm/c2.json" ] && [ -s "$T/evm/c2_gen.npy" ] && ok eval_model_outputs || bad eval_model_outputs "c2.json, c2_gen.npy"
 else
