@@ -196,6 +196,8 @@ int cglow_npy_open(const char *path, cglow_npy **out)
     else return fail_close(f, cglow_set_error(CGLOW_ESHAPE, "%s: dtype '%s' is not supported (only '<f4' and '<f8')", path, descr));
     if (fortran)
         return fail_close(f, cglow_set_error(CGLOW_ESHAPE, "%s: Fortran-order array is not supported (save it in C order)", path));
+    /* A 0-d array (a scalar, as numpy saves a loss value) reads as shape (1,). */
+    if (f->ndim == 0) { f->ndim = 1; f->shape[0] = 1; }
     if (f->ndim < 1 || f->ndim > 4)
         return fail_close(f, cglow_set_error(CGLOW_ESHAPE, "%s: %d-d array is not supported (1 to 4 dimensions)", path, f->ndim));
     size_t items = 1, row = 1;
@@ -264,6 +266,7 @@ int cglow_npy_read_f32(cglow_npy *f, size_t first, size_t count, float *out)
     int rc = range_check(f, first, count);
     if (rc) return rc;
     size_t n = count * f->row_items, off = f->data_off + first * f->row_items * (size_t)f->itemsize;
+    if (n == 0) return 0;
     const unsigned char *src = f->map + off;
     if (f->itemsize == 4) memcpy(out, src, n * 4);
     else
@@ -281,6 +284,7 @@ int cglow_npy_read_f64(cglow_npy *f, size_t first, size_t count, double *out)
     int rc = range_check(f, first, count);
     if (rc) return rc;
     size_t n = count * f->row_items, off = f->data_off + first * f->row_items * (size_t)f->itemsize;
+    if (n == 0) return 0;
     const unsigned char *src = f->map + off;
     if (f->itemsize == 8) memcpy(out, src, n * 8);
     else

@@ -3,13 +3,13 @@
  *
  * conv3x3: "same" 3x3 convolution, stride 1, with the border padded by the constant `pad`
  * (0 for ordinary zero padding, 1 for the spec's zeroconv). w is (Cout, Cin, 3, 3).
- * col is scratch of k_conv3x3_col_size(Cin, H, W) elements. */
+ * col is scratch of k_conv3x3_col_size(Cin, Cout, H, W) elements (forward or backward). */
 #ifndef CGLOW_KERNELS_H
 #define CGLOW_KERNELS_H
 #include "kernels/real.h"
 #include <stddef.h>
 
-size_t k_conv3x3_col_size(int Cin, int H, int W);
+size_t k_conv3x3_col_size(int Cin, int Cout, int H, int W);
 void k_conv3x3_fwd(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W,
                    real pad, real *col);
 /* Accumulates dw (+=), db (+=, may be NULL); din (may be NULL) is overwritten. in is the forward

@@ -3,23 +3,30 @@
 #include "model/model.h"
 #include <string.h>
 
+typedef struct { real *in1, *col, *h1, *h2, *o, *dout, *dh2, *dh1, *din1; } cp_ws;
+
+static size_t col_size(const cglow_model *m, const block_info *b)
+{
+    const int Hd = m->cfg.hidden, cin = b->C / 2 + m->cfg.cond_features;
+    size_t a = k_conv3x3_col_size(cin, Hd, b->H, b->W), z = k_conv3x3_col_size(Hd, b->C, b->H, b->W);
+    return a > z ? a : z;
+}
+
 size_t coupling_scratch_size(const cglow_model *m, const block_info *b)
 {
     const size_t HW = (size_t)b->H * b->W, Hd = m->cfg.hidden, P = m->cfg.cond_features, C = b->C;
-    const size_t cin = C / 2 + P, kmax = (cin > Hd ? cin : Hd) * 9;
-    /* in1, col, h1, h2, o; backward: dout, dh2, dh1, din1 */
-    return HW * (cin + kmax + Hd + Hd + C + C + Hd + Hd + cin);
+    const size_t cin = C / 2 + P;
+    /* in1, h1, h2, o; backward: dout, dh2, dh1, din1; and the convolutions' scratch */
+    return HW * (cin + Hd + Hd + C + C + Hd + Hd + cin) + col_size(m, b);
 }
-
-typedef struct { real *in1, *col, *h1, *h2, *o, *dout, *dh2, *dh1, *din1; } cp_ws;
 
 static cp_ws carve(const cglow_model *m, const block_info *b, real *ws)
 {
     const size_t HW = (size_t)b->H * b->W, Hd = m->cfg.hidden, P = m->cfg.cond_features, C = b->C;
-    const size_t cin = C / 2 + P, kmax = (cin > Hd ? cin : Hd) * 9;
+    const size_t cin = C / 2 + P;
     cp_ws w;
     w.in1 = ws; ws += HW * cin;
-    w.col = ws; ws += HW * kmax;
+    w.col = ws; ws += col_size(m, b);
     w.h1 = ws; ws += HW * Hd;
     w.h2 = ws; ws += HW * Hd;
     w.o = ws; ws += HW * C;

@@ -28,9 +28,10 @@ static inline int red_count(int r, int n)
 size_t injector_scratch_size(const cglow_model *m, const block_info *b)
 {
     const size_t R = (size_t)red_size(b->H) * red_size(b->W), Hd = m->cfg.hidden, P = m->cfg.cond_features;
-    const size_t cin = Hd > P ? Hd : P;
-    /* cmap, col, a1, a2, o, e(ls) + backward: do, da2, da1 */
-    return R * (P + 9 * cin + Hd + Hd + 2 * b->C + b->C + 2 * b->C + Hd + Hd);
+    const int rh = red_size(b->H), rw = red_size(b->W);
+    size_t c1 = k_conv3x3_col_size((int)P, (int)Hd, rh, rw), c2 = k_conv3x3_col_size((int)Hd, 2 * b->C, rh, rw);
+    /* cmap, a1, a2, o, e(ls) + backward: do, da2, da1; and the convolutions' scratch */
+    return R * (P + Hd + Hd + 2 * b->C + b->C + 2 * b->C + Hd + Hd) + (c1 > c2 ? c1 : c2);
 }
 
 typedef struct { real *cmap, *col, *a1, *a2, *o, *e, *dout, *da2, *da1; int rh, rw, R; } inj_ws;
@@ -38,11 +39,12 @@ typedef struct { real *cmap, *col, *a1, *a2, *o, *e, *dout, *da2, *da1; int rh, 
 static inj_ws carve(const cglow_model *m, const block_info *b, real *ws)
 {
     inj_ws w;
-    const int Hd = m->cfg.hidden, P = m->cfg.cond_features, cin = Hd > P ? Hd : P;
+    const int Hd = m->cfg.hidden, P = m->cfg.cond_features;
     w.rh = red_size(b->H); w.rw = red_size(b->W); w.R = w.rh * w.rw;
     const int R = w.R;
+    size_t c1 = k_conv3x3_col_size(P, Hd, w.rh, w.rw), c2 = k_conv3x3_col_size(Hd, 2 * b->C, w.rh, w.rw);
     w.cmap = ws; ws += R * P;
-    w.col = ws; ws += R * 9 * cin;
+    w.col = ws; ws += c1 > c2 ? c1 : c2;
     w.a1 = ws; ws += R * Hd;
     w.a2 = ws; ws += R * Hd;
     w.o = ws; ws += R * 2 * b->C;
