@@ -64,6 +64,8 @@ int cmd_sample(int argc, char **argv)
         int cols = k >= 4 ? 4 : (int)k;
         if (cglow_image_maps(png, x, k, cfg->height, cfg->width, cols, 4, 0, 0, CGLOW_CMAP_VIRIDIS))
             fprintf(stderr, "cglow sample: warning: %s\n", cglow_last_error());
+        else
+            fprintf(stderr, "cglow sample: %s: %zu maps (log10, viridis; colour bar: the 1st to 99th percentile, in the PNG's vmin/vmax text)\n", png, k);
     }
     free(theta); free(x);
     cglow_table_free(&t);
