@@ -17,6 +17,8 @@ typedef struct {
     cglow_pk_field field;       /* log10 */
     int input_log10;            /* 1: the maps are given in log10 units (u), 0: linear (default) */
     double floor;               /* linear floor before log10 (as preprocessing), 1e-8 */
+    int downsample;             /* block-mean factor on the linear maps before the spectrum (1); used by
+                                 * cglow_pk_set_from_npy (e.g. 4: CAMELS 256 -> the model's 64) */
 } cglow_pk_options;
 void cglow_pk_options_default(cglow_pk_options *o);
 /* "pylians"/"higlow", "log10"/"overdensity"/"raw" -> enum; CGLOW_EARG if unknown. */

@@ -8,7 +8,7 @@ int cmd_eval(int argc, char **argv)
     cglow_eval_run r;
     cglow_eval_run_default(&r);
     const char *units = "linear", *gen_units = NULL, *binning = "pylians", *field = "log10";
-    long threads = 0, seed = 0;
+    long threads = 0, seed = 0, ds = 0;
     int help = 0;
     cli_flag fl[] = {
         {"real", FLAG_STR, &r.real_path, "real maps (N, n, n) or (N, 1, n, n)", 1, 0},
@@ -26,6 +26,7 @@ int cmd_eval(int argc, char **argv)
         {"binning", FLAG_STR, &binning, "pylians (default) or higlow", 0, 0},
         {"field", FLAG_STR, &field, "log10 (default), overdensity or raw", 0, 0},
         {"box", FLAG_DOUBLE, &r.opt.box, "box side in Mpc/h (25)", 0, 0},
+        {"downsample", FLAG_INT, &ds, "block-mean factor of the real maps (default: real side / generated side when that is an integer > 1)", 0, 0},
         {"tag", FLAG_STR, &r.tag, "output name prefix (eval)", 0, 0},
         {"threads", FLAG_INT, &threads, "threads (default: all)", 0, 0},
     };
@@ -48,6 +49,8 @@ int cmd_eval(int argc, char **argv)
     if (seed < 0) return cli_fail("--seed must be >= 0");
     if (r.n_gen < 0) return cli_fail("--n-gen must be >= 0");
     r.seed = (uint64_t)seed;
+    if (ds < 0 || ds > 4096) return cli_fail("--downsample: expected 1 .. 4096, got %ld", ds);
+    r.opt.downsample = ds > 0 ? (int)ds : 1;
     if (strchr(r.tag, '/')) return cli_fail("--tag: a name, not a path");
     if (cli_mkdirs(r.out_dir)) return 1;
     return cglow_run_eval(&r, NULL) ? cli_fail_lib() : 0;

@@ -7,7 +7,7 @@ int cmd_pk(int argc, char **argv)
 {
     const char *maps = NULL, *out = NULL, *units = "linear", *binning = "pylians", *field = "log10", *png = NULL;
     double box = 25.0, floor_ = 1e-8;
-    long first = 0, count = 0, threads = 0;
+    long first = 0, count = 0, threads = 0, ds = 1;
     int per_map = 0, help = 0;
     cli_flag fl[] = {
         {"maps", FLAG_STR, &maps, ".npy of maps (N, n, n) or (N, 1, n, n), square", 1, 0},
@@ -17,6 +17,7 @@ int cmd_pk(int argc, char **argv)
         {"field", FLAG_STR, &field, "log10 (default), overdensity (map/mean - 1) or raw (the values as given)", 0, 0},
         {"box", FLAG_DOUBLE, &box, "box side in Mpc/h (default 25)", 0, 0},
         {"floor", FLAG_DOUBLE, &floor_, "floor of linear maps before log10 (default 1e-8)", 0, 0},
+        {"downsample", FLAG_INT, &ds, "block-mean factor on the linear maps first (1; 4: CAMELS 256 -> 64)", 0, 0},
         {"first", FLAG_INT, &first, "first map (default 0)", 0, 0},
         {"count", FLAG_INT, &count, "number of maps (default: all from --first)", 0, 0},
         {"per-map", FLAG_BOOL, &per_map, "also write every map's spectrum (array pk)", 0, 0},
@@ -37,6 +38,8 @@ int cmd_pk(int argc, char **argv)
     if (cglow_pk_parse_binning(binning, &o.binning) || cglow_pk_parse_field(field, &o.field)) return cli_fail_lib();
     o.box = box;
     o.floor = floor_;
+    if (ds < 1 || ds > 4096) return cli_fail("--downsample: expected 1 .. 4096, got %ld", ds);
+    o.downsample = (int)ds;
     if (first < 0 || count < 0) return cli_fail("--first and --count must be >= 0");
     cglow_pk_set s;
     if (cglow_pk_set_from_npy(maps, &o, (size_t)first, (size_t)count, NULL, 0, &s)) return cli_fail_lib();

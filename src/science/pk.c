@@ -35,6 +35,7 @@ void cglow_pk_options_default(cglow_pk_options *o)
     o->field = CGLOW_FIELD_LOG10;
     o->input_log10 = 0;
     o->floor = 1e-8;
+    o->downsample = 1;
 }
 
 int cglow_pk_parse_binning(const char *s, cglow_pk_binning *b)

@@ -86,6 +86,7 @@ int cglow_pk_set_save_json(const cglow_pk_set *s, const char *path, int per_map)
     cJSON_AddNumberToObject(root, "n_maps", (double)s->nmaps);
     cJSON_AddNumberToObject(root, "side", s->side);
     cJSON_AddNumberToObject(root, "box", s->opt.box);
+    cJSON_AddNumberToObject(root, "downsample", s->opt.downsample > 1 ? s->opt.downsample : 1);
     cJSON_AddNumberToObject(root, "kF", 2 * M_PI / s->opt.box);
     cJSON_AddStringToObject(root, "binning", cglow_pk_binning_name(s->opt.binning));
     cJSON_AddStringToObject(root, "field", cglow_pk_field_name(s->opt.field));

@@ -2,6 +2,7 @@
  * simulation), their comparison, a JSON of the numbers, the spectrum plot and a picture of maps. */
 #include "cglow.h"
 #include "science/sci_json.h"
+#include "science/pk_internal.h"
 #include "util/rng.h"
 #include <math.h>
 #include <stdio.h>
@@ -29,19 +30,27 @@ static cJSON *set_json(const cglow_pk_set *s, const char *source)
     return j;
 }
 
-/* Reads up to k maps of a file (from `first`) as log10 pictures. */
-static size_t read_log10(const char *path, size_t first, size_t k, int is_log10, float *out, int *h, int *w)
+/* Reads up to k maps of a file (from `first`), block-averaged by ds, as log10 pictures into out
+ * (room for k maps of the file's size). */
+static size_t read_log10(const char *path, size_t first, size_t k, int is_log10, int ds, float *out, int *h, int *w)
 {
     cglow_npy *f;
     if (cglow_npy_open(path, &f)) return 0;
     int nd = cglow_npy_ndim(f);
     const size_t *sh = cglow_npy_shape(f);
     size_t got = 0;
-    if ((nd == 3 || nd == 4) && first < sh[0]) {
-        *h = (int)sh[nd - 2];
-        *w = (int)sh[nd - 1];
+    if ((nd == 3 || nd == 4) && first < sh[0] && sh[nd - 2] % (size_t)ds == 0 && sh[nd - 1] % (size_t)ds == 0) {
+        int H = (int)sh[nd - 2], W = (int)sh[nd - 1];
         got = sh[0] - first < k ? sh[0] - first : k;
-        if (cglow_npy_read_f32(f, first, got, out)) got = 0;
+        float *raw = malloc(got * (size_t)H * W * sizeof *raw);
+        if (!raw || cglow_npy_read_f32(f, first, got, raw)) got = 0;
+        *h = H / ds;
+        *w = W / ds;
+        if (got) {
+            if (ds > 1) sci_block_mean(raw, got, H, W, ds, is_log10, out);
+            else memcpy(out, raw, got * (size_t)H * W * sizeof *out);
+        }
+        free(raw);
         size_t np = (size_t)*h * *w;
         if (!is_log10)
             for (size_t i = 0; i < got * np; i++) out[i] = out[i] > 0 ? log10f(out[i]) : -8.0f;
@@ -56,12 +65,31 @@ int cglow_run_eval(const cglow_eval_run *r, cglow_pk_comparison *cmp_out)
     if (!r->gen_path && !r->model_path) return cglow_set_error(CGLOW_EARG, "eval: give generated maps (--gen) or a model to generate them (--model)");
     int rc;
     cglow_table t = {0, 0, NULL};
-    size_t N = 0, mps = 1, first = 0, count = 0;
+    size_t N = 0, mps = 1, first = 0, count = 0, real_side = 0, gen_side = 0;
     {
         cglow_npy *f;
         if ((rc = cglow_npy_open(r->real_path, &f))) return rc;
         N = cglow_npy_shape(f)[0];
+        real_side = cglow_npy_shape(f)[cglow_npy_ndim(f) - 1];
         cglow_npy_close(f);
+        if (r->gen_path) {
+            if ((rc = cglow_npy_open(r->gen_path, &f))) return rc;
+            gen_side = cglow_npy_shape(f)[cglow_npy_ndim(f) - 1];
+            cglow_npy_close(f);
+        } else {
+            cglow_model *m;
+            if ((rc = cglow_model_load(r->model_path, &m))) return rc;
+            gen_side = (size_t)cglow_model_config(m)->width;
+            cglow_model_free(m);
+        }
+    }
+    /* Real maps larger than the generated ones by an integer factor (CAMELS 256 against a 64 model)
+     * are block-averaged to the same grid first, as the model's preprocessing does. */
+    int ds = r->opt.downsample > 1 ? r->opt.downsample : 1;
+    if (ds == 1 && gen_side && real_side > gen_side && real_side % gen_side == 0) {
+        ds = (int)(real_side / gen_side);
+        fprintf(stderr, "eval: real maps %zux%zu block-averaged by %d to the generated maps' %zux%zu\n", real_side, real_side, ds,
+                gen_side, gen_side);
     }
     if (r->params_path) {
         if ((rc = cglow_table_load(r->params_path, &t))) return rc;
@@ -87,7 +115,9 @@ int cglow_run_eval(const cglow_eval_run *r, cglow_pk_comparison *cmp_out)
     memset(&gen, 0, sizeof gen);
     cglow_pk_options o = r->opt;
     o.input_log10 = r->real_log10;
+    o.downsample = ds;
     if ((rc = cglow_pk_set_from_npy(r->real_path, &o, first, count, NULL, 0, &real))) { cglow_table_free(&t); return rc; }
+    o.downsample = 1;
 
     char path[4096], gen_npy[4096] = "";
     const char *gen_src = r->gen_path;
@@ -141,6 +171,7 @@ int cglow_run_eval(const cglow_eval_run *r, cglow_pk_comparison *cmp_out)
         cJSON_AddStringToObject(root, "binning", cglow_pk_binning_name(o.binning));
         cJSON_AddStringToObject(root, "field", cglow_pk_field_name(o.field));
         cJSON_AddNumberToObject(root, "box", o.box);
+        cJSON_AddNumberToObject(root, "real_downsample", ds);
         cJSON_AddItemToObject(root, "real", set_json(&real, r->real_path));
         cJSON_AddItemToObject(root, "gen", set_json(&gen, gen_src));
         cJSON *c = cJSON_CreateObject();
@@ -166,11 +197,11 @@ int cglow_run_eval(const cglow_eval_run *r, cglow_pk_comparison *cmp_out)
         if (cglow_plot_pk(path, &real, &gen, title)) fprintf(stderr, "eval: warning: %s\n", cglow_last_error());
         /* Maps: 4 real over 4 generated, same colour scale. */
         int h = 0, w = 0, h2 = 0, w2 = 0;
-        size_t side = (size_t)(real.side > gen.side ? real.side : gen.side);
+        size_t side = real_side > (size_t)gen.side ? real_side : (size_t)gen.side;
         float *pic = malloc(8 * side * side * sizeof *pic);
         if (pic) {
-            size_t a = read_log10(r->real_path, first, 4, r->real_log10, pic, &h, &w);
-            size_t b = a ? read_log10(gen_src, 0, 4, gen_log10, pic + a * (size_t)h * w, &h2, &w2) : 0;
+            size_t a = read_log10(r->real_path, first, 4, r->real_log10, ds, pic, &h, &w);
+            size_t b = a ? read_log10(gen_src, 0, 4, gen_log10, 1, pic + a * (size_t)h * w, &h2, &w2) : 0;
             snprintf(path, sizeof path, "%s/%s_maps.png", r->out_dir, r->tag);
             if (a && b && h == h2 && w == w2 && cglow_image_maps(path, pic, a + b, h, w, (int)a, 3, 0, 0, CGLOW_CMAP_VIRIDIS))
                 fprintf(stderr, "eval: warning: %s\n", cglow_last_error());

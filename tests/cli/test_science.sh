@@ -94,6 +94,18 @@ assert c['r2_log10'] > 0.9, c['r2_log10']
 expect eval_conditional_files 0 "" -- $CGLOW eval --real "$T/m.npy" --gen "$T/m2.npy" --params "$T/p.txt" --sim 3 --tag sim3 --out "$T/ev"
 expect eval_sim_range 1 "p.txt" -- $CGLOW eval --real "$T/m.npy" --gen "$T/m2.npy" --params "$T/p.txt" --sim 99 --out "$T/ev"
 expect eval_size_mismatch 1 "different bins" -- $CGLOW eval --real "$T/m.npy" --gen "$T/f12.npy" --gen-units log10 --out "$T/ev"
+$CGLOW synth --sims 4 --maps-per-sim 3 --size 32 --seed 3 --out-maps "$T/m32.npy" --out-params "$T/p32.txt" > /dev/null 2>&1
+expect eval_auto_downsample 0 "block-averaged by 2" -- $CGLOW eval --real "$T/m32.npy" --gen "$T/m2.npy" --tag ds --out "$T/ev"
+expect pk_downsample 0 "" -- $CGLOW pk --maps "$T/m32.npy" --downsample 2 --out "$T/pkds.json"
+$PY -c "
+import json, numpy as np
+m = np.load('$T/m32.npy').astype(np.float64).reshape(12, 16, 2, 16, 2).mean(axis=(2, 4))
+np.save('$T/m32d.npy', m.astype(np.float32))
+" && $CGLOW pk --maps "$T/m32d.npy" --out "$T/pkds2.json" 2>/dev/null && $PY -c "
+import json; a = json.load(open('$T/pkds.json')); b = json.load(open('$T/pkds2.json'))
+assert max(abs(x / y - 1) for x, y in zip(a['mean'], b['mean'])) < 1e-5
+" && ok pk_downsample_equals_numpy_block_mean || bad pk_downsample_equals_numpy_block_mean "spectra differ"
+expect pk_bad_downsample 1 "downsample" -- $CGLOW pk --maps "$T/m32.npy" --downsample 3 --out "$T/x.json"
 expect eval_no_gen 1 "--gen" -- $CGLOW eval --real "$T/m.npy" --out "$T/ev"
 expect eval_bad_units 1 "units" -- $CGLOW eval --real "$T/m.npy" --gen "$T/m2.npy" --units kelvin --out "$T/ev"
 
