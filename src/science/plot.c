@@ -203,19 +203,67 @@ static int posterior_panel(plot_ctx *c, char *script, size_t cap, int *n, const 
     return (size_t)*n < cap ? 0 : cglow_set_error(CGLOW_EARG, "plot: script too long");
 }
 
+/* One posterior with its 1-D marginals above (Omega_m) and to the right (sigma_8). */
 int cglow_plot_posterior(const char *path, const cglow_grid *g, const double *post, const cglow_post_summary *s,
                          const char *title)
 {
     plot_ctx c;
     int rc = plot_begin(&c, path);
     if (rc) return rc;
-    char script[8192];
-    int n = 0;
-    if ((rc = posterior_panel(&c, script, sizeof script, &n, g, post, s, title))) {
-        plot_cleanup(&c);
-        unlink(c.png_tmp);
-        return rc;
+    int G = g->G;
+    const char *dn, *mn;
+    FILE *d = plot_data(&c, &dn);
+    if (!d) { plot_cleanup(&c); unlink(c.png_tmp); return CGLOW_EIO; }
+    for (int i = 0; i < G; i++) {
+        for (int j = 0; j < G; j++) {
+            double p = post[(size_t)i * G + j];
+            int lev = p >= s->hpd_threshold[0] ? 2 : p >= s->hpd_threshold[1] ? 1 : 0;
+            fprintf(d, "%.9g %.9g %d\n", cglow_grid_value(g, 0, i), cglow_grid_value(g, 1, j), lev);
+        }
+        fprintf(d, "\n");
     }
+    fclose(d);
+    FILE *mf = plot_data(&c, &mn);
+    if (!mf) { plot_cleanup(&c); unlink(c.png_tmp); return CGLOW_EIO; }
+    /* Marginals as densities (mass / cell width) so that the axes read in parameter units. */
+    double dx = (g->hi[0] - g->lo[0]) / (g->edges ? G - 1 : G), dy = (g->hi[1] - g->lo[1]) / (g->edges ? G - 1 : G);
+    for (int i = 0; i < G; i++) {
+        double m0 = 0, m1 = 0;
+        for (int j = 0; j < G; j++) { m0 += post[(size_t)i * G + j]; m1 += post[(size_t)j * G + i]; }
+        fprintf(mf, "%.9g %.9g %.9g %.9g\n", cglow_grid_value(g, 0, i), m0 / dx, cglow_grid_value(g, 1, i), m1 / dy);
+    }
+    fclose(mf);
+    double x0 = cglow_grid_value(g, 0, 0) - dx / 2, x1 = cglow_grid_value(g, 0, G - 1) + dx / 2;
+    double y0 = cglow_grid_value(g, 1, 0) - dy / 2, y1 = cglow_grid_value(g, 1, G - 1) + dy / 2;
+    char t[512], script[8192], truth[512] = "", tx[256] = "", ty[256] = "";
+    safe_title(t, sizeof t, title);
+    if (s->has_truth) {
+        snprintf(truth, sizeof truth, ", '-' u 1:2 w p pt 2 ps 3 lw 3 lc rgb '#e00000' t 'truth'");
+        snprintf(tx, sizeof tx, "set arrow 1 from %.9g, graph 0 to %.9g, graph 1 nohead lc rgb '#e00000' lw 2\n", s->truth[0], s->truth[0]);
+        snprintf(ty, sizeof ty, "set arrow 1 from graph 0, first %.9g to graph 1, first %.9g nohead lc rgb '#e00000' lw 2\n", s->truth[1], s->truth[1]);
+    }
+    int n = snprintf(script, sizeof script,
+                     "set terminal pngcairo size 820,800 enhanced font 'sans,11'\nset output '%s'\n"
+                     "set multiplot title \"%s\"\n"
+                     /* main panel */
+                     "set lmargin at screen 0.11\nset rmargin at screen 0.72\nset bmargin at screen 0.09\nset tmargin at screen 0.70\n"
+                     "set xlabel '{/Symbol W}_m'\nset ylabel '{/Symbol s}_8'\nset xrange [%.9g:%.9g]\nset yrange [%.9g:%.9g]\n"
+                     "unset colorbox\nset palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#2166ac')\nset cbrange [0:2]\n"
+                     "set key at screen 0.97, screen 0.90 right top box opaque\n"
+                     "plot '%s' u 1:2:3 w image notitle,"
+                     " NaN w boxes fs solid lc rgb '#2166ac' t '68%% HPD', NaN w boxes fs solid lc rgb '#9ecae1' t '95%% HPD',"
+                     " '-' u 1:2 w p pt 1 ps 3 lw 3 lc rgb '#000000' t 'mean'%s\n%.9g %.9g\ne\n",
+                     c.png_tmp, t, x0, x1, y0, y1, dn, truth, s->mean[0], s->mean[1]);
+    if (s->has_truth) n += snprintf(script + n, sizeof script - n, "%.9g %.9g\ne\n", s->truth[0], s->truth[1]);
+    n += snprintf(script + n, sizeof script - n,
+                  "unset key\nunset xlabel\nunset ylabel\nset format x ''\nset ytics format ''\nset yrange [0:*]\n"
+                  "set lmargin at screen 0.11\nset rmargin at screen 0.72\nset bmargin at screen 0.72\nset tmargin at screen 0.90\n"
+                  "%sset style fill solid 0.5\nplot '%s' u 1:2 w histeps lw 2 lc rgb '#2166ac'\nunset arrow\n"
+                  "set format x ''\nset format y ''\nset xrange [0:*]\nset yrange [%.9g:%.9g]\n"
+                  "set lmargin at screen 0.74\nset rmargin at screen 0.92\nset bmargin at screen 0.09\nset tmargin at screen 0.70\n"
+                  "%splot '%s' u 4:3 w l lw 2 lc rgb '#2166ac'\nunset multiplot\n",
+                  tx, mn, y0, y1, ty, mn);
+    if ((size_t)n >= sizeof script) { plot_cleanup(&c); unlink(c.png_tmp); return cglow_set_error(CGLOW_EARG, "plot: script too long"); }
     return plot_run(&c, script);
 }
 
