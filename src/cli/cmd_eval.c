@@ -48,6 +48,7 @@ int cmd_eval(int argc, char **argv)
     if (cglow_pk_parse_binning(binning, &r.opt.binning) || cglow_pk_parse_field(field, &r.opt.field)) return cli_fail_lib();
     if (seed < 0) return cli_fail("--seed must be >= 0");
     if (r.n_gen < 0) return cli_fail("--n-gen must be >= 0");
+    if (fl[7].seen && r.sim < 0) return cli_fail("--sim must be >= 0, got %ld", r.sim);
     r.seed = (uint64_t)seed;
     if (ds < 0 || ds > 4096) return cli_fail("--downsample: expected 1 .. 4096, got %ld", ds);
     r.opt.downsample = ds > 0 ? (int)ds : 1;
