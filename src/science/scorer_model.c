@@ -26,18 +26,26 @@ int cglow_model_scorer_fn(void *ctx, size_t map_index, const double *theta, int 
     if (cfg->cond_features != 2 || d->n_cond != 2)
         return cglow_set_error(CGLOW_ESHAPE, "model: inference needs a model of 2 conditions (Omega_m, sigma_8), it has %d", cfg->cond_features);
     size_t np = (size_t)cfg->height * cfg->width;
-    if (s->cap < npts) {
+    /* At most SCORER_BATCH conditions per cglow_log_prob call: a 100x100 grid would otherwise
+     * replicate the map 10^4 times (164 MB at 64x64); 1024 keep every thread busy. */
+    enum { SCORER_BATCH = 1024 };
+    int batch = npts < SCORER_BATCH ? npts : SCORER_BATCH;
+    if (s->cap < batch) {
         cglow_model_scorer_free(s);
         s->x1 = malloc(np * sizeof *s->x1);
-        s->xrep = malloc((size_t)npts * np * sizeof *s->xrep);
-        s->cond = malloc((size_t)npts * 2 * sizeof *s->cond);
+        s->xrep = malloc((size_t)batch * np * sizeof *s->xrep);
+        s->cond = malloc((size_t)batch * 2 * sizeof *s->cond);
         if (!s->x1 || !s->xrep || !s->cond) { cglow_model_scorer_free(s); return cglow_set_error(CGLOW_ENOMEM, "model scorer: out of memory"); }
-        s->cap = npts;
+        s->cap = batch;
     }
     int rc = cglow_data_maps_to_model(d, s->maps + map_index * (size_t)s->h * s->w, 1, s->h, s->w, s->x1,
                                       s->what ? s->what : "maps", map_index);
     if (rc) return rc;
-    for (int k = 0; k < npts; k++) memcpy(s->xrep + (size_t)k * np, s->x1, np * sizeof *s->x1);
-    cglow_data_scale_cond(d, theta, (size_t)npts, 2, NULL, s->cond);
-    return cglow_log_prob(s->model, s->xrep, s->cond, npts, ll);
+    for (int k = 0; k < batch; k++) memcpy(s->xrep + (size_t)k * np, s->x1, np * sizeof *s->x1);
+    for (int k0 = 0; k0 < npts; k0 += batch) {
+        int nb = npts - k0 < batch ? npts - k0 : batch;
+        cglow_data_scale_cond(d, theta + 2 * (size_t)k0, (size_t)nb, 2, NULL, s->cond);
+        if ((rc = cglow_log_prob(s->model, s->xrep, s->cond, nb, ll + k0))) return rc;
+    }
+    return 0;
 }
