@@ -207,6 +207,53 @@ static void test_exact_coverage(void)
     free(theta); free(maps); free(post); free(s);
 }
 
+/* The flow scorer: preprocessing and condition scaling as the spec says (c = 2 (theta - lo) /
+ * (hi - lo) - 1), every point equal to a direct cglow_log_prob, also past the 1024-point batch. */
+static void test_model_scorer(void)
+{
+    cglow_config cfg;
+    CHECK(cglow_config_preset(&cfg, "higlow") == 0, "%s", cglow_last_error());
+    cfg.height = cfg.width = 8;
+    cfg.levels = 2; cfg.steps = 1; cfg.hidden = 4;
+    cglow_model *m;
+    CHECK(cglow_model_create(&cfg, 3, &m) == 0, "%s", cglow_last_error());
+    if (!m) return;
+    cglow_data_config *d = cglow_model_data(m);
+    d->mu = 4.8; d->sigma = 1.2;
+    d->cond_lo[0] = 0.12; d->cond_hi[0] = 0.48; d->cond_lo[1] = 0.62; d->cond_hi[1] = 0.98;
+    double th1[2] = {0.3, 0.8};
+    cglow_synth_opts so;
+    cglow_synth_opts_default(&so, 8);
+    float map[64], x[64], c[2];
+    CHECK(cglow_synth_maps(&so, th1, 2, 1, 1, 5, map) == 0, "%s", cglow_last_error());
+    cglow_model_scorer ms;
+    memset(&ms, 0, sizeof ms);
+    ms.model = m; ms.maps = map; ms.nmaps = 1; ms.h = 8; ms.w = 8; ms.what = "t";
+    const int G = 33;   /* 1089 points: two cglow_log_prob batches */
+    cglow_grid g;
+    cglow_grid_init(&g, G, d->cond_lo, d->cond_hi, 1);
+    double *pts = malloc(2 * (size_t)G * G * sizeof *pts), *ll = malloc((size_t)G * G * sizeof *ll);
+    cglow_grid_points(&g, pts);
+    CHECK(cglow_model_scorer_fn(&ms, 0, pts, G * G, ll) == 0, "%s", cglow_last_error());
+    CHECK(cglow_data_maps_to_model(d, map, 1, 8, 8, x, "t", 0) == 0, "%s", cglow_last_error());
+    const int probe[] = {0, 17, 1023, 1024, 1088};
+    for (int t = 0; t < 5; t++) {
+        int k = probe[t];
+        for (int a = 0; a < 2; a++) c[a] = (float)(2 * (pts[2 * k + a] - d->cond_lo[a]) / (d->cond_hi[a] - d->cond_lo[a]) - 1);
+        double ref;
+        CHECK(cglow_log_prob(m, x, c, 1, &ref) == 0, "%s", cglow_last_error());
+        CHECK_CLOSE(ll[k], ref, 1e-9);
+    }
+    /* Box corners with edges = 1 are the conditions -1 and +1. */
+    CHECK(fabs(pts[0] - d->cond_lo[0]) < 1e-15 && fabs(pts[2 * (G * G - 1) + 1] - d->cond_hi[1]) < 1e-15, "grid edges");
+    /* Maps of the wrong size are refused with the file named. */
+    ms.h = ms.w = 4;
+    CHECK(cglow_model_scorer_fn(&ms, 0, pts, 4, ll) == CGLOW_ESHAPE && strstr(cglow_last_error(), "t:"), "%s", cglow_last_error());
+    cglow_model_scorer_free(&ms);
+    cglow_model_free(m);
+    free(pts); free(ll);
+}
+
 int main(void)
 {
     (void)tmp_path; (void)shared_path;  /* test.h helpers this test does not need */
@@ -216,5 +263,6 @@ int main(void)
     RUN(test_calibration_bookkeeping);
     RUN(test_compare_gaussians);
     RUN(test_exact_coverage);
+    RUN(test_model_scorer);
     TEST_MAIN_END();
 }
