@@ -14,5 +14,7 @@ int cmd_calibrate(int argc, char **argv)
                              "summary_S.json, calibration_S.png, posterior_S_NNN.png.",
                              argc, argv, &r, 1);
     if (rc >= 0) return rc;
-    return cglow_run_calibrate(&r) ? cli_fail_lib() : 0;
+    if (cglow_run_calibrate(&r)) return cli_fail_lib();
+    sci_log_command(r.out_dir, argc, argv);
+    return 0;
 }

@@ -54,5 +54,7 @@ int cmd_eval(int argc, char **argv)
     r.opt.downsample = ds > 0 ? (int)ds : 1;
     if (strchr(r.tag, '/')) return cli_fail("--tag: a name, not a path");
     if (cli_mkdirs(r.out_dir)) return 1;
-    return cglow_run_eval(&r, NULL) ? cli_fail_lib() : 0;
+    if (cglow_run_eval(&r, NULL)) return cli_fail_lib();
+    sci_log_command(r.out_dir, argc, argv);
+    return 0;
 }

@@ -12,5 +12,7 @@ int cmd_infer(int argc, char **argv)
                              "OUT/posterior_NNN.png and, with --truth, OUT/calibration.png.",
                              argc, argv, &r, 0);
     if (rc >= 0) return rc;
-    return cglow_run_infer(&r) ? cli_fail_lib() : 0;
+    if (cglow_run_infer(&r)) return cli_fail_lib();
+    sci_log_command(r.out_dir, argc, argv);
+    return 0;
 }

@@ -16,7 +16,8 @@ int cmd_report(int argc, char **argv)
                        "  *.png   pictures, grouped by name: samples* and *_maps* (maps), pk* and eval* (spectra),\n"
                        "          posterior* (posteriors), calibration* (calibration), loss* (training), others\n"
                        "  *.json  numbers, as tables (scalars and short arrays; per-map lists: first 5 entries)\n"
-                       "  commands.txt  the command lines that made the folder (one per line), shown verbatim\n"
+                       "  commands.txt  the command lines that made the folder (one per line), shown verbatim; also\n"
+                       "          D/<sub>/commands.txt (infer, calibrate and eval append their command there)\n"
                        "The demo's layout: D/samples.png, D/eval/, D/infer/, D/calibrate/, D/commands.txt.",
                        fl, (int)(sizeof fl / sizeof fl[0]), argc, argv, &help);
     if (rc) return help ? 0 : 2;

@@ -110,3 +110,13 @@ int sci_infer_flags(const char *cmd, const char *summary, int argc, char **argv,
     if (cli_mkdirs(r->out_dir)) return 1;
     return -1;
 }
+
+void sci_log_command(const char *dir, int argc, char **argv)
+{
+    char **v = malloc(((size_t)argc + 1) * sizeof *v);
+    if (!v) return;
+    v[0] = (char *)"cglow";
+    for (int i = 0; i < argc; i++) v[i + 1] = argv[i];
+    if (cglow_report_log_command(dir, argc + 1, v)) fprintf(stderr, "cglow: warning: %s\n", cglow_last_error());
+    free(v);
+}

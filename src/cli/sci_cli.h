@@ -17,4 +17,6 @@ const char *sci_join(char *buf, size_t n, const char *dir, const char *name);
 int sci_parse_pair(const char *s, double v[2]);
 /* The flags shared by infer and calibrate, parsed into r. Returns an exit code or -1 to go on. */
 int sci_infer_flags(const char *cmd, const char *summary, int argc, char **argv, cglow_infer_run *r, int calibrate);
+/* Appends "cglow <argv...>" to dir/commands.txt (what cglow report shows); a failure is a warning. */
+void sci_log_command(const char *dir, int argc, char **argv);
 #endif

@@ -1,7 +1,9 @@
 /* The HTML report of a run folder: cglow report --dir D writes D/index.html from what is in D.
  *
  * Folder layout (what the demo writes; any subset works, unknown files go under "Other"):
- *   D/commands.txt          the command lines that made the folder, one per line (shown verbatim)
+ *   D/commands.txt          the command lines that made the folder, one per line (shown verbatim);
+ *                           D/<sub>/commands.txt too (cglow infer, calibrate and eval append
+ *                           their own command line to their output folder's)
  *   D/[sub/]*.png           pictures, grouped by name: samples* and *_maps.png (maps),
  *                           pk* and eval* (power spectra), posterior* (posteriors),
  *                           calibration* (calibration), loss* (training)
@@ -228,17 +230,33 @@ int cglow_report_build(const char *dir, const char *title)
         }
     }
     sb_add(&b, "<h2 id=\"commands\">Commands</h2>\n");
-    char cpath[4096], *cmds = NULL;
-    size_t clen = 0;
-    snprintf(cpath, sizeof cpath, "%s/commands.txt", dir);
-    if (read_file_all(cpath, &cmds, &clen) == 0) {
-        sb_add(&b, "<pre>");
-        sb_esc(&b, cmds);
-        sb_add(&b, "</pre>\n");
-        free(cmds);
-    } else {
-        sb_add(&b, "<p>(no commands.txt in the folder)</p>\n");
+    /* dir/commands.txt, then those of the subfolders (infer, eval and calibrate log there). */
+    int shown = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        DIR *dd = pass ? opendir(dir) : NULL;
+        struct dirent *e = NULL;
+        do {
+            char rel[1024] = "commands.txt", cpath[4096], *cmds = NULL;
+            if (pass) {
+                e = dd ? readdir(dd) : NULL;
+                if (!e) break;
+                if (e->d_name[0] == '.') continue;
+                snprintf(rel, sizeof rel, "%s/commands.txt", e->d_name);
+            }
+            size_t clen = 0;
+            snprintf(cpath, sizeof cpath, "%s/%s", dir, rel);
+            if (read_file_all(cpath, &cmds, &clen) == 0) {
+                if (pass) { sb_add(&b, "<h3>"); sb_esc(&b, rel); sb_add(&b, "</h3>\n"); }
+                sb_add(&b, "<pre>");
+                sb_esc(&b, cmds);
+                sb_add(&b, "</pre>\n");
+                free(cmds);
+                shown++;
+            }
+        } while (pass);
+        if (dd) closedir(dd);
     }
+    if (!shown) sb_add(&b, "<p>(no commands.txt in the folder)</p>\n");
     sb_add(&b, "</body></html>\n");
     free(list);
     if (b.oom) { free(b.s); return cglow_set_error(CGLOW_ENOMEM, "report: out of memory"); }
