@@ -258,6 +258,8 @@ int cglow_plot_posterior_pair(const char *path, const cglow_grid *g, const doubl
                               const char *t1, const double *p2, const cglow_post_summary *s2, const char *t2);
 /* Coverage bars and the rank histogram. */
 int cglow_plot_calibration(const char *path, const cglow_calibration *c, const char *title);
+/* Train and test loss per epoch from a loss.csv written by cglow train. */
+int cglow_plot_loss(const char *path, const char *csv_path);
 /* 1 if gnuplot can be run (plots are skipped with a warning otherwise). */
 int cglow_plot_available(void);
 

@@ -227,7 +227,7 @@ static void group_inverse(const cglow_model *m, const real *z, const real *c, in
                 const real *cg = c + (size_t)g0 * Pc;
                 coupling_inv(t + off, h + off, cg, P, s, m, b, gb, tb->ws);
                 injector_inv(h + off, t + off, cg, P, s, m, b, gb, tb->ws);
-                invconv_inv(t + off, h + off, m->winv + s->wc, C, HW, gb, tb->ws);
+                invconv_inv(t + off, h + off, m->wfwd + s->wc, m->winv + s->wc, C, HW, gb, tb->ws, tb->dh);
                 memcpy(h + off, t + off, sizeof(real) * n);
             }
         }
@@ -262,6 +262,7 @@ int flow_forward(cglow_model *m, flow_work *w, const real *x, const real *c, int
 
 int flow_inverse(cglow_model *m, flow_work *w, const real *z, const real *c, int n, real *x)
 {
+    model_update_wfwd(m);
     model_update_winv(m);
     const int P = m->cfg.cond_features, NG = ngroups(n);
 #pragma omp parallel num_threads(w->nthreads)

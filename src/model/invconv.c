@@ -101,9 +101,16 @@ double invconv_fwd(real *y, const real *x, const real *w, const real *params, co
     return (double)HW * sum;   /* per map */
 }
 
-void invconv_inv(real *x, const real *y, const real *winv, int C, int HW, int G, real *scratch)
+void invconv_inv(real *x, const real *y, const real *w, const real *winv, int C, int HW, int G, real *scratch, real *tmp)
 {
+    /* x = W^-1 y, then one step of iterative refinement, x += W^-1 (y - W x): the rounded W^-1 is
+     * not the exact inverse of the rounded W, and 140 steps would accumulate that mismatch. */
+    const size_t n = (size_t)C * HW * G;
     k_conv1x1_fwd(x, y, winv, NULL, C, C, HW, G, scratch);
+    k_conv1x1_fwd(tmp, x, w, NULL, C, C, HW, G, scratch);
+    for (size_t i = 0; i < n; i++) tmp[i] = y[i] - tmp[i];
+    k_conv1x1_fwd(tmp + n, tmp, winv, NULL, C, C, HW, G, scratch);
+    for (size_t i = 0; i < n; i++) x[i] += tmp[n + i];
 }
 
 void invconv_bwd(real *dx, real *dw, const real *dy, const real *x, const real *w, int C, int HW, int G, real *scratch)

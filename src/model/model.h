@@ -84,7 +84,8 @@ void squeeze_inv(real *out, const real *in, int C, int H, int W);     /* (4C,H/2
  * scratch: k_conv1x1_scratch(C, C, HW, G). Returns the per-map logdet. */
 double invconv_fwd(real *y, const real *x, const real *w, const real *params, const step_offsets *s, int C, int HW,
                    int G, real *scratch);
-void invconv_inv(real *x, const real *y, const real *winv, int C, int HW, int G, real *scratch);
+/* tmp: 2 * C * HW * G elements */
+void invconv_inv(real *x, const real *y, const real *w, const real *winv, int C, int HW, int G, real *scratch, real *tmp);
 void invconv_bwd(real *dx, real *dw, const real *dy, const real *x, const real *w, int C, int HW, int G, real *scratch);
 /* Once per batch: d lower/upper/log_s from the accumulated dW (chain rule through P L U). */
 void invconv_weight_grad(real *grads, const real *params, const step_offsets *s, const real *dw, int C);

@@ -318,3 +318,19 @@ int cglow_plot_calibration(const char *path, const cglow_calibration *cal, const
              t, cal->n, dn, 1.0 / CGLOW_RANK_BINS, hn, expect);
     return plot_run(&c, script);
 }
+
+/* ---------------------------------------------------------------- training curves */
+int cglow_plot_loss(const char *path, const char *csv_path)
+{
+    plot_ctx c;
+    int rc = plot_begin(&c, path);
+    if (rc) return rc;
+    char script[8192];
+    /* loss.csv of cglow train: epoch,step,train_loss,train_bits_per_pixel,test_loss,... */
+    snprintf(script, sizeof script,
+             "set datafile separator ','\nset key autotitle columnhead top right\n"
+             "set title 'training curve'\nset xlabel 'epoch'\nset ylabel 'loss (nats per pixel, model space)'\n"
+             "set grid\nplot '%s' u 1:3 w lp pt 7 ps 0.6 lw 2 lc rgb '#2166ac' t 'train', "
+             "'' u 1:5 w lp pt 5 ps 0.6 lw 2 lc rgb '#e08214' t 'test'\n", csv_path);
+    return plot_run(&c, script);
+}
