@@ -22,12 +22,13 @@ struct flow_work {
     size_t per_thread;     /* elements of one thread's region */
     size_t acc_size;       /* nparams + wsize, when with_tape */
     size_t ws_size;        /* layer scratch */
+    size_t inj_size;       /* the injector nets of a group */
     real *mem;
 };
 
 /* One thread's region: h, t, dh, dt (GROUP * dim each), conditions, layer scratch, the group's
  * tape, gradient accumulator (params layout) and dW accumulator. */
-typedef struct { real *h, *t, *dh, *dt, *c, *ws, *tape, *acc, *accw; } thread_bufs;
+typedef struct { real *h, *t, *dh, *dt, *c, *ws, *inj, *tape, *acc, *accw; } thread_bufs;
 
 static inline int block_group(const block_info *b, int G) { return b->H * b->W >= BIG_MAP ? 1 : G; }
 
@@ -37,9 +38,8 @@ static size_t layer_scratch(const cglow_model *m)
     for (int bi = 0; bi < m->nblocks; bi++) {
         const block_info *b = &m->blocks[bi];
         const int G = block_group(b, GROUP), HW = b->H * b->W;
-        size_t s[4] = {injector_scratch_size(m, b, G), coupling_scratch_size(m, b, G), prior_scratch_size(m, b),
-                       k_conv1x1_scratch(b->C, b->C, HW, G)};
-        for (int i = 0; i < 4; i++) if (s[i] > mx) mx = s[i];
+        size_t s[3] = {coupling_scratch_size(m, b, G), prior_scratch_size(m, b), k_conv1x1_scratch(b->C, b->C, HW, G)};
+        for (int i = 0; i < 3; i++) if (s[i] > mx) mx = s[i];
     }
     return mx;
 }
@@ -52,7 +52,11 @@ flow_work *flow_work_create(const cglow_model *m, int max_batch, int with_tape)
     w->nthreads = cglow_get_threads();
     w->acc_size = with_tape ? m->nparams + m->wsize : 0;
     w->ws_size = layer_scratch(m);
-    w->per_thread = 4 * GROUP * m->dim + GROUP * CGLOW_MAX_COND + w->ws_size +
+    for (int bi = 0; bi < m->nblocks; bi++) {
+        size_t s = injector_net_size(m, &m->blocks[bi], GROUP);
+        if (s > w->inj_size) w->inj_size = s;
+    }
+    w->per_thread = 4 * GROUP * m->dim + GROUP * CGLOW_MAX_COND + w->ws_size + w->inj_size +
                     (with_tape ? GROUP * m->tape_size : 0) + w->acc_size;
     w->per_thread = (w->per_thread + 15) & ~(size_t)15;   /* 64-byte aligned regions */
     w->mem = aligned_alloc(64, sizeof(real) * w->per_thread * w->nthreads);
@@ -78,6 +82,7 @@ static thread_bufs bufs_of(const cglow_model *m, flow_work *w, int tid)
     b.dt = p; p += D;
     b.c = p; p += GROUP * CGLOW_MAX_COND;
     b.ws = p; p += w->ws_size;
+    b.inj = p; p += w->inj_size;
     b.tape = w->acc_size ? p : NULL; p += w->acc_size ? GROUP * m->tape_size : 0;
     b.acc = w->acc_size ? p : NULL;
     b.accw = w->acc_size ? p + m->nparams : NULL;
@@ -114,9 +119,10 @@ static real *step_tape(const cglow_model *m, const block_info *b, real *tape, in
     return tape + b->tape_off * G + (size_t)k * step_tape_size(m, b) * G + (size_t)g0 * step_tape_size(m, b);
 }
 
-/* One flow step forward on maps g0..g0+gb-1 of the group (h, t: (G, C, HW)). */
+/* One flow step forward on maps g0..g0+gb-1 of the group (h, t: (G, C, HW)); net: the step's
+ * injector net, already run for the whole group. */
 static void step_forward(const cglow_model *m, const block_info *b, int k, real *h, real *t, const real *c,
-                         int g0, int gb, int G, real *tape, real *ws, double *ld)
+                         int g0, int gb, int G, real *tape, real *ws, const inj_net *net, double *ld)
 {
     const real *P = m->params;
     const step_offsets *s = &b->steps[k];
@@ -129,7 +135,7 @@ static void step_forward(const cglow_model *m, const block_info *b, int k, real 
     const double lc = invconv_fwd(y, x, m->wfwd + s->wc, P, s, C, HW, gb, ws);
     for (int g = 0; g < gb; g++) ld[g0 + g] += lc;
     if (st) memcpy(st + chw, y, sizeof(real) * chw);
-    injector_fwd(x, y, cg, P, s, m, b, gb, ws, ld + g0);
+    injector_apply_fwd(x, y, net, b, g0, gb, ld + g0);
     if (st) memcpy(st + 2 * chw, x, sizeof(real) * chw);
     coupling_fwd(y, x, cg, P, s, m, b, gb, st ? st + 3 * chw : NULL, ws, ld + g0);
     memcpy(x, y, sizeof(real) * chw);
@@ -152,8 +158,12 @@ static void group_forward(const cglow_model *m, const real *x, const real *c, in
             for (int g = 0; g < G; g++) squeeze_fwd(t + g * chw, h + g * chw, Cin, Hin, Win);
             SWAP(h, t);
         }
-        for (int k = 0; k < m->cfg.steps; k++)
-            for (int g0 = 0; g0 < G; g0 += gb) step_forward(m, b, k, h, t, c, g0, gb, G, tape, tb->ws, ld);
+        inj_net net;
+        injector_net_carve(&net, m, b, G, tb->inj);
+        for (int k = 0; k < m->cfg.steps; k++) {
+            injector_net_fwd(&net, c, m->params, &b->steps[k], m, b);
+            for (int g0 = 0; g0 < G; g0 += gb) step_forward(m, b, k, h, t, c, g0, gb, G, tape, tb->ws, &net, ld);
+        }
         if (tape) memcpy(tape + b->tape_off * G + (size_t)m->cfg.steps * step_tape_size(m, b) * G, h, sizeof(real) * chw * G);
         for (int g = 0; g < G; g++) {
             const real *zb = h + g * chw + (b->final ? 0 : chw / 2);
@@ -185,17 +195,21 @@ static void group_backward(const cglow_model *m, const real *c, const real *tape
             const size_t zo = b->final ? 0 : chw / 2;
             prior_bwd(dh + g * chw + zo, tb->acc, out + g * chw + zo, gl, c + (size_t)g * Pc, P, m, b, tb->ws);
         }
+        inj_net net;
+        injector_net_carve(&net, m, b, G, tb->inj);
         for (int k = m->cfg.steps - 1; k >= 0; k--) {
             const step_offsets *s = &b->steps[k];
+            injector_net_fwd(&net, c, P, s, m, b);
             for (int g0 = 0; g0 < G; g0 += gb) {
                 const real *st = step_tape(m, b, (real *)tape, G, k, g0);
                 const size_t n = chw * gb, off = (size_t)g0 * chw;
                 const real *cg = c + (size_t)g0 * Pc;
                 coupling_bwd(dt + off, tb->acc, dh + off, st + 2 * n, gl, cg, P, s, m, b, gb, st + 3 * n, tb->ws);
-                injector_bwd(dh + off, tb->acc, dt + off, st + n, gl, cg, P, s, m, b, gb, tb->ws);
+                injector_apply_bwd(dh + off, dt + off, st + n, gl, &net, b, g0, gb);
                 invconv_bwd(dt + off, tb->accw + s->wc, dh + off, st, m->wfwd + s->wc, C, HW, gb, tb->ws);
                 memcpy(dh + off, dt + off, sizeof(real) * n);
             }
+            injector_net_bwd(tb->acc, &net, P, s, m, b);
             real *gls = tb->acc + s->log_s;   /* logdet = HW * sum(log_s) per map */
             for (int i = 0; i < C; i++) gls[i] += gl * (real)HW * G;
         }
@@ -220,13 +234,16 @@ static void group_inverse(const cglow_model *m, const real *z, const real *c, in
             for (int g = G - 1; g >= 1; g--) memmove(h + g * chw, h + g * chw / 2, sizeof(real) * chw / 2);
         for (int g = 0; g < G; g++)
             memcpy(h + g * chw + (b->final ? 0 : chw / 2), z + (size_t)g * m->dim + b->zoff, sizeof(real) * b->zdim);
+        inj_net net;
+        injector_net_carve(&net, m, b, G, tb->inj);
         for (int k = m->cfg.steps - 1; k >= 0; k--) {
             const step_offsets *s = &b->steps[k];
+            injector_net_fwd(&net, c, P, s, m, b);
             for (int g0 = 0; g0 < G; g0 += gb) {
                 const size_t n = chw * gb, off = (size_t)g0 * chw;
                 const real *cg = c + (size_t)g0 * Pc;
                 coupling_inv(t + off, h + off, cg, P, s, m, b, gb, tb->ws);
-                injector_inv(h + off, t + off, cg, P, s, m, b, gb, tb->ws);
+                injector_apply_inv(h + off, t + off, &net, b, g0, gb);
                 invconv_inv(t + off, h + off, m->wfwd + s->wc, m->winv + s->wc, C, HW, gb, tb->ws, tb->dh);
                 memcpy(h + off, t + off, sizeof(real) * n);
             }

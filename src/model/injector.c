@@ -34,38 +34,34 @@ static size_t conv_scratch(const cglow_model *m, const block_info *b, int G)
     return mx > c3 ? mx : c3;
 }
 
-size_t injector_scratch_size(const cglow_model *m, const block_info *b, int G)
+size_t injector_net_size(const cglow_model *m, const block_info *b, int G)
 {
     const size_t R = (size_t)red_size(b->H) * red_size(b->W), Hd = m->cfg.hidden, P = m->cfg.cond_features;
-    /* per map: cmap, a1, a2, o, e(ls); backward: dout, da2, da1; and the convolutions' scratch */
+    /* per map: cmap, a1, a2, o, e, dout, da2, da1; and the convolutions' scratch */
     return G * R * (P + Hd + Hd + 2 * b->C + b->C + 2 * b->C + Hd + Hd) + conv_scratch(m, b, G);
 }
 
-typedef struct { real *cmap, *col, *a1, *a2, *o, *e, *dout, *da2, *da1; int rh, rw, R; } inj_ws;
-
-static inj_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
+void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem)
 {
-    inj_ws w;
     const int Hd = m->cfg.hidden, P = m->cfg.cond_features;
-    w.rh = red_size(b->H); w.rw = red_size(b->W); w.R = w.rh * w.rw;
-    const size_t R = (size_t)w.R * G;
-    w.cmap = ws; ws += R * P;
-    w.col = ws; ws += conv_scratch(m, b, G);
-    w.a1 = ws; ws += R * Hd;
-    w.a2 = ws; ws += R * Hd;
-    w.o = ws; ws += R * 2 * b->C;
-    w.e = ws; ws += R * b->C;
-    w.dout = ws; ws += R * 2 * b->C;
-    w.da2 = ws; ws += R * Hd;
-    w.da1 = ws;
-    return w;
+    w->rh = red_size(b->H); w->rw = red_size(b->W); w->R = w->rh * w->rw; w->G = G;
+    const size_t R = (size_t)w->R * G;
+    w->cmap = mem; mem += R * P;
+    w->col = mem; mem += conv_scratch(m, b, G);
+    w->a1 = mem; mem += R * Hd;
+    w->a2 = mem; mem += R * Hd;
+    w->o = mem; mem += R * 2 * b->C;
+    w->e = mem; mem += R * b->C;
+    w->dout = mem; mem += R * 2 * b->C;
+    w->da2 = mem; mem += R * Hd;
+    w->da1 = mem;
 }
 
 /* The CNN on the G reduced maps: o (G, 2C, R) raw (unclamped); e = exp(clamped log-scale) (G, C, R). */
-static void net_forward(inj_ws *w, const real *c, const real *params, const step_offsets *s, const cglow_model *m,
-                        const block_info *b, int G)
+void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_offsets *s, const cglow_model *m,
+                      const block_info *b)
 {
-    const int P = m->cfg.cond_features, Hd = m->cfg.hidden, C = b->C, R = w->R;
+    const int P = m->cfg.cond_features, Hd = m->cfg.hidden, C = b->C, R = w->R, G = w->G;
     for (int g = 0; g < G; g++)
         for (int j = 0; j < P; j++)
             for (int i = 0; i < R; i++) w->cmap[((size_t)g * P + j) * R + i] = c[g * P + j];
@@ -85,10 +81,11 @@ static void net_forward(inj_ws *w, const real *c, const real *params, const step
         real *e = w->e + (size_t)g * C * R;
         for (int i = 0; i < C * R; i++) e[i] = (real)exp((double)clamp_r(ls[i], INJ_LS_MIN, INJ_LS_MAX));
     }
+    memset(w->dout, 0, sizeof(real) * (size_t)G * 2 * C * R);
 }
 
 /* Sum of map g's clamped log-scales over the full map. */
-static double net_logdet(const inj_ws *w, const block_info *b, int g)
+static double net_logdet(const inj_net *w, const block_info *b, int g)
 {
     double sum = 0;
     const real *ls = w->o + ((size_t)g * 2 * b->C + b->C) * w->R;
@@ -101,62 +98,68 @@ static double net_logdet(const inj_ws *w, const block_info *b, int g)
     return sum;
 }
 
-void injector_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
-                  const cglow_model *m, const block_info *b, int G, real *ws, double *logdet)
+/* y = x * e + bias on one row of W pixels whose row class is given by e, bias (rw values each):
+ * the interior columns share one value, so that loop vectorises. */
+static inline void apply_row(real *y, const real *x, const real *e, const real *bias, int W)
 {
-    inj_ws w = carve(m, b, G, ws);
-    net_forward(&w, c, params, s, m, b, G);
-    const int C = b->C, H = b->H, W = b->W, R = w.R;
-    for (int g = 0; g < G; g++) {
+    if (W <= 5) {
+        for (int j = 0; j < W; j++) y[j] = x[j] * e[j] + bias[j];
+        return;
+    }
+    y[0] = x[0] * e[0] + bias[0];
+    y[1] = x[1] * e[1] + bias[1];
+    const real ei = e[2], bi = bias[2];
+    for (int j = 2; j < W - 2; j++) y[j] = x[j] * ei + bi;
+    y[W - 2] = x[W - 2] * e[3] + bias[3];
+    y[W - 1] = x[W - 1] * e[4] + bias[4];
+}
+
+void injector_apply_fwd(real *y, const real *x, const inj_net *w, const block_info *b, int g0, int gb, double *logdet)
+{
+    const int C = b->C, H = b->H, W = b->W, R = w->R;
+    for (int gi = 0; gi < gb; gi++) {
+        const int g = g0 + gi;
         for (int ch = 0; ch < C; ch++)
             for (int i = 0; i < H; i++) {
                 const int ri = red_index(i, H);
-                const real *bias = w.o + ((size_t)g * 2 * C + ch) * R + ri * w.rw, *e = w.e + ((size_t)g * C + ch) * R + ri * w.rw;
-                const size_t row = (((size_t)g * C + ch) * H + i) * W;
-                for (int j = 0; j < W; j++) {
-                    const int rj = red_index(j, W);
-                    y[row + j] = x[row + j] * e[rj] + bias[rj];
-                }
+                const size_t row = (((size_t)gi * C + ch) * H + i) * W;
+                apply_row(y + row, x + row, w->e + ((size_t)g * C + ch) * R + ri * w->rw,
+                          w->o + ((size_t)g * 2 * C + ch) * R + ri * w->rw, W);
             }
-        logdet[g] += net_logdet(&w, b, g);
+        logdet[gi] += net_logdet(w, b, g);
     }
 }
 
-void injector_inv(real *x, const real *y, const real *c, const real *params, const step_offsets *s,
-                  const cglow_model *m, const block_info *b, int G, real *ws)
+void injector_apply_inv(real *x, const real *y, const inj_net *w, const block_info *b, int g0, int gb)
 {
-    inj_ws w = carve(m, b, G, ws);
-    net_forward(&w, c, params, s, m, b, G);
-    const int C = b->C, H = b->H, W = b->W, R = w.R;
-    for (int g = 0; g < G; g++)
+    const int C = b->C, H = b->H, W = b->W, R = w->R;
+    for (int gi = 0; gi < gb; gi++) {
+        const int g = g0 + gi;
         for (int ch = 0; ch < C; ch++)
             for (int i = 0; i < H; i++) {
                 const int ri = red_index(i, H);
-                const real *bias = w.o + ((size_t)g * 2 * C + ch) * R + ri * w.rw, *e = w.e + ((size_t)g * C + ch) * R + ri * w.rw;
-                const size_t row = (((size_t)g * C + ch) * H + i) * W;
+                const real *bias = w->o + ((size_t)g * 2 * C + ch) * R + ri * w->rw, *e = w->e + ((size_t)g * C + ch) * R + ri * w->rw;
+                const size_t row = (((size_t)gi * C + ch) * H + i) * W;
                 for (int j = 0; j < W; j++) {
                     const int rj = red_index(j, W);
                     x[row + j] = (y[row + j] - bias[rj]) / e[rj];
                 }
             }
+    }
 }
 
-void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real gl, const real *c,
-                  const real *params, const step_offsets *s, const cglow_model *m, const block_info *b, int G,
-                  real *ws)
+void injector_apply_bwd(real *dx, const real *dy, const real *x, real gl, inj_net *w, const block_info *b, int g0, int gb)
 {
-    inj_ws w = carve(m, b, G, ws);
-    net_forward(&w, c, params, s, m, b, G);
-    const int C = b->C, H = b->H, W = b->W, R = w.R, P = m->cfg.cond_features, Hd = m->cfg.hidden;
-    memset(w.dout, 0, sizeof(real) * (size_t)G * 2 * C * R);
-    for (int g = 0; g < G; g++) {
-        real *dbias = w.dout + (size_t)g * 2 * C * R, *dls = dbias + (size_t)C * R;
+    const int C = b->C, H = b->H, W = b->W, R = w->R;
+    for (int gi = 0; gi < gb; gi++) {
+        const int g = g0 + gi;
+        real *dbias = w->dout + (size_t)g * 2 * C * R, *dls = dbias + (size_t)C * R;
         for (int ch = 0; ch < C; ch++) {
             for (int i = 0; i < H; i++) {
                 const int ri = red_index(i, H);
-                const real *e = w.e + ((size_t)g * C + ch) * R + ri * w.rw;
-                real *db = dbias + ch * R + ri * w.rw, *dl = dls + ch * R + ri * w.rw;
-                const size_t row = (((size_t)g * C + ch) * H + i) * W;
+                const real *e = w->e + ((size_t)g * C + ch) * R + ri * w->rw;
+                real *db = dbias + ch * R + ri * w->rw, *dl = dls + ch * R + ri * w->rw;
+                const size_t row = (((size_t)gi * C + ch) * H + i) * W;
                 for (int j = 0; j < W; j++) {
                     const int rj = red_index(j, W);
                     const real gy = dy[row + j], t = gy * e[rj];
@@ -166,28 +169,66 @@ void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real gl,
                 }
             }
             /* logdet = sum of log_scale over all pixels; the clamp is straight-through. */
-            for (int ri = 0; ri < w.rh; ri++)
-                for (int rj = 0; rj < w.rw; rj++)
-                    dls[ch * R + ri * w.rw + rj] += gl * (real)(red_count(ri, H) * red_count(rj, W));
+            for (int ri = 0; ri < w->rh; ri++)
+                for (int rj = 0; rj < w->rw; rj++)
+                    dls[ch * R + ri * w->rw + rj] += gl * (real)(red_count(ri, H) * red_count(rj, W));
         }
     }
+}
+
+void injector_net_bwd(real *grads, inj_net *w, const real *params, const step_offsets *s, const cglow_model *m,
+                      const block_info *b)
+{
+    const int C = b->C, R = w->R, P = m->cfg.cond_features, Hd = m->cfg.hidden, G = w->G;
     /* Back through o = (conv(a2; pad 1) + zb) * exp(3 zs). */
     const real *zs = params + s->inj_zs;
     real *gzs = grads + s->inj_zs;
     for (int ch = 0; ch < 2 * C; ch++) {
         real f = (real)exp(3.0 * zs[ch]), acc = 0;
         for (int g = 0; g < G; g++) {
-            real *d = w.dout + ((size_t)g * 2 * C + ch) * R;
-            const real *o = w.o + ((size_t)g * 2 * C + ch) * R;
+            real *d = w->dout + ((size_t)g * 2 * C + ch) * R;
+            const real *o = w->o + ((size_t)g * 2 * C + ch) * R;
             for (int i = 0; i < R; i++) { acc += d[i] * o[i]; d[i] *= f; }
         }
         gzs[ch] += 3 * acc;
     }
-    k_conv3x3_bwd(w.da2, grads + s->inj_zw, grads + s->inj_zb, w.dout, w.a2, params + s->inj_zw, Hd, 2 * C, w.rh,
-                  w.rw, G, 1, w.col);
-    k_relu_bwd(w.da2, w.a2, (size_t)G * Hd * R);
-    k_conv1x1_bwd(w.da1, grads + s->inj_w2, grads + s->inj_b2, w.da2, w.a1, params + s->inj_w2, Hd, Hd, R, G, w.col);
-    k_relu_bwd(w.da1, w.a1, (size_t)G * Hd * R);
-    k_conv3x3_bwd(NULL, grads + s->inj_w1, grads + s->inj_b1, w.da1, w.cmap, params + s->inj_w1, P, Hd, w.rh,
-                  w.rw, G, 0, w.col);
+    k_conv3x3_bwd(w->da2, grads + s->inj_zw, grads + s->inj_zb, w->dout, w->a2, params + s->inj_zw, Hd, 2 * C, w->rh,
+                  w->rw, G, 1, w->col);
+    k_relu_bwd(w->da2, w->a2, (size_t)G * Hd * R);
+    k_conv1x1_bwd(w->da1, grads + s->inj_w2, grads + s->inj_b2, w->da2, w->a1, params + s->inj_w2, Hd, Hd, R, G, w->col);
+    k_relu_bwd(w->da1, w->a1, (size_t)G * Hd * R);
+    k_conv3x3_bwd(NULL, grads + s->inj_w1, grads + s->inj_b1, w->da1, w->cmap, params + s->inj_w1, P, Hd, w->rh,
+                  w->rw, G, 0, w->col);
+}
+
+/* ---- whole-layer forms (the net and the map together), used by the layer tests */
+size_t injector_scratch_size(const cglow_model *m, const block_info *b, int G) { return injector_net_size(m, b, G); }
+
+void injector_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
+                  const cglow_model *m, const block_info *b, int G, real *ws, double *logdet)
+{
+    inj_net w;
+    injector_net_carve(&w, m, b, G, ws);
+    injector_net_fwd(&w, c, params, s, m, b);
+    injector_apply_fwd(y, x, &w, b, 0, G, logdet);
+}
+
+void injector_inv(real *x, const real *y, const real *c, const real *params, const step_offsets *s,
+                  const cglow_model *m, const block_info *b, int G, real *ws)
+{
+    inj_net w;
+    injector_net_carve(&w, m, b, G, ws);
+    injector_net_fwd(&w, c, params, s, m, b);
+    injector_apply_inv(x, y, &w, b, 0, G);
+}
+
+void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real gl, const real *c,
+                  const real *params, const step_offsets *s, const cglow_model *m, const block_info *b, int G,
+                  real *ws)
+{
+    inj_net w;
+    injector_net_carve(&w, m, b, G, ws);
+    injector_net_fwd(&w, c, params, s, m, b);
+    injector_apply_bwd(dx, dy, x, gl, &w, b, 0, G);
+    injector_net_bwd(grads, &w, params, s, m, b);
 }

@@ -93,7 +93,22 @@ void invconv_weight_grad(real *grads, const real *params, const step_offsets *s,
 void invconv_weight(real *w, const real *params, const step_offsets *s, int C);
 void invconv_weight_inverse(real *winv, const real *params, const step_offsets *s, int C);
 
-/* injector.c (conditional actnorm). ws: injector_scratch_size(G). */
+/* injector.c (conditional actnorm). The small CNN of the conditions (inj_net) runs once per
+ * step for a whole group; its output is applied map by map (g0 .. g0+gb-1 of the group, whose
+ * tensors x, y, dx, dy hold just those gb maps). Backward accumulates d(net output) over the
+ * maps, then runs the net's backward once. */
+typedef struct { real *cmap, *col, *a1, *a2, *o, *e, *dout, *da2, *da1; int rh, rw, R, G; } inj_net;
+size_t injector_net_size(const cglow_model *m, const block_info *b, int G);
+void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem);
+void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_offsets *s, const cglow_model *m,
+                      const block_info *b);
+void injector_apply_fwd(real *y, const real *x, const inj_net *w, const block_info *b, int g0, int gb, double *logdet);
+void injector_apply_inv(real *x, const real *y, const inj_net *w, const block_info *b, int g0, int gb);
+void injector_apply_bwd(real *dx, const real *dy, const real *x, real g_logdet, inj_net *w, const block_info *b, int g0,
+                        int gb);
+void injector_net_bwd(real *grads, inj_net *w, const real *params, const step_offsets *s, const cglow_model *m,
+                      const block_info *b);
+/* The whole layer on G maps. ws: injector_scratch_size(G). */
 size_t injector_scratch_size(const cglow_model *m, const block_info *b, int G);
 void injector_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
                   const cglow_model *m, const block_info *b, int G, real *ws, double *logdet);

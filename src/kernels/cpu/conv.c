@@ -23,7 +23,9 @@ static inline size_t wide_size(int H, int W, int G) { return (size_t)(G - 1) * m
 size_t k_conv3x3_scratch(int Cin, int Cout, int H, int W, int G)
 {
     const size_t PL = plane_size(H, W, G), n = wide_size(H, W, G);
-    return (size_t)Cin * PL + (size_t)Cout * n + (size_t)Cout * PL + (size_t)Cin * n + (size_t)Cin * Cout * 9 + 16;
+    size_t general = (size_t)Cin * PL + (size_t)Cout * n + (size_t)Cout * PL + (size_t)Cin * n + (size_t)Cin * Cout * 9 + 16;
+    size_t centre = 2 * (size_t)Cin * Cout + Cout + k_conv1x1_scratch(Cin, Cout, 1, G) + 16;
+    return general > centre ? general : centre;
 }
 
 /* planes (C, PL): for each channel, G padded maps of (H+2) x (W+2), border = pad; in is (G, C, H, W) */
@@ -82,9 +84,31 @@ static void to_wide(real *wide, const real *in, int C, int H, int W, int G)
                        sizeof(real) * W);
 }
 
+/* 1x1 maps (the deepest blocks): of the 9 taps only the centre sees the map, the other 8 see the
+ * padding, so the convolution is a 1x1 convolution plus a constant: out = b + pad * (sum of the
+ * off-centre weights) + w_centre in. 9x less work than the padded-plane form. */
+static void centre_weights(real *wc, real *bc, const real *w, const real *b, int Cin, int Cout, real pad)
+{
+    for (int o = 0; o < Cout; o++) {
+        real off = 0;
+        for (int ci = 0; ci < Cin; ci++) {
+            const real *k = w + ((size_t)o * Cin + ci) * 9;
+            wc[(size_t)o * Cin + ci] = k[4];
+            for (int t = 0; t < 9; t++) if (t != 4) off += k[t];
+        }
+        bc[o] = (b ? b[o] : 0) + pad * off;
+    }
+}
+
 void k_conv3x3_fwd(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
                    real pad, real *scratch)
 {
+    if (H == 1 && W == 1) {
+        real *wc = scratch, *bc = wc + (size_t)Cin * Cout;
+        centre_weights(wc, bc, w, b, Cin, Cout, pad);
+        k_conv1x1_fwd(out, in, wc, bc, Cin, Cout, 1, G, bc + Cout);
+        return;
+    }
     const size_t PL = plane_size(H, W, G), n = wide_size(H, W, G);
     real *planes = scratch, *wide = scratch + (size_t)Cin * PL;
     const real *src[Cin * 9];
