@@ -11,7 +11,9 @@
 #include <string.h>
 
 /* GCC mistakes the variable-length tap-pointer arrays below for uninitialised reads. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 /* G maps side by side: the padded planes of one channel for all G maps are contiguous, so one
  * shifted view covers every map, and the "wide" output rows run across map boundaries (the two
