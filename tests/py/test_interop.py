@@ -291,6 +291,13 @@ def check_python_checkpoints(tmp):
         ct.write_safetensors(q, t2, meta)
         r = subprocess.run(CGLOW + ["info", "--model", q], capture_output=True, text=True, timeout=TIMEOUT)
         ok_fail(clean_refusal(r), "info.refuses_missing_tensor", "exit %d: %s" % (r.returncode, last_line(r)))
+        k0 = "blocks.0.steps.0.invconv.log_s"
+        for why, tt in (("extra_tensor", dict(t, **{"blocks.0.extra": np.zeros(3, np.float32)})),
+                        ("wrong_shape", dict(t, **{k0: np.zeros(t[k0].size + 1, np.float32)}))):
+            q = os.path.join(tmp, "bad_%s.safetensors" % why)
+            ct.write_safetensors(q, tt, meta)
+            r = subprocess.run(CGLOW + ["info", "--model", q], capture_output=True, text=True, timeout=TIMEOUT)
+            ok_fail(clean_refusal(r), "info.refuses_" + why, "exit %d: %s" % (r.returncode, last_line(r)))
     guarded("info.refuses", refuse, "info")
 
     for name, p in models:
