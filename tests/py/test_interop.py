@@ -12,6 +12,13 @@ on any failure. Command lines expected (spec section 8, plus `grad`):
   cglow grad --model M --maps X.npy --cond C.npy --out G.safetensors   (prints the loss)
   cglow sample --model M --cond C.npy --n-per-cond K --temperature T --seed S --out X.npy
                [--units log10|linear]
+  cglow synth --sims 4 --maps-per-sim 15 --size 8 --seed 0 --out-maps X.npy --out-params P.txt
+  cglow train --maps X.npy --params P.txt --out DIR --levels 2 --flow-steps 2 --hidden 4 --size 8
+              --steps 3 --batch 8 --seed 0 --quiet --threads 1
+  cglow train --init M0.safetensors --maps X.npy --params P.txt --out DIR --steps 1 --batch 52
+              --no-augment --seed 0 --quiet --threads 1
+      (DIR/model.safetensors, DIR/model.optim.safetensors, DIR/loss.csv with test_loss,
+       DIR/steps.csv with loss and grad_norm)
 """
 import json
 import os
@@ -422,9 +429,126 @@ def sample_one(tmp, squash):
     ok_fail(e < 1e-3, tag + "units_linear", "max |log10(linear) - log10 sample| %.1e" % e)
 
 
+def read_csv(path):
+    import csv
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def check_train(tmp):
+    """cglow train: a trained checkpoint loads in Python with the data statistics of the training
+    split, its optimiser file names every trainable tensor, and one Adam step on a batch holding
+    the whole training split (order-free) equals the reference's."""
+    d = os.path.join(tmp, "train")
+    os.makedirs(d, exist_ok=True)
+    xp, pp = os.path.join(d, "X.npy"), os.path.join(d, "P.txt")
+    small = ["--levels", "2", "--flow-steps", "2", "--hidden", "4", "--size", "8"]
+
+    def data():
+        run(["synth", "--sims", 4, "--maps-per-sim", 15, "--size", 8, "--seed", 0, "--out-maps", xp, "--out-params", pp])
+
+    def trained():
+        out = os.path.join(d, "run")
+        run(["train", "--maps", xp, "--params", pp, "--out", out] + small +
+            ["--steps", 3, "--batch", 8, "--seed", 0, "--quiet", "--threads", 1])
+        mp = os.path.join(out, "model.safetensors")
+        m = ct.load(mp)
+        meta = m.metadata
+        tr_ok = "train" in meta and isinstance(json.loads(meta["train"]), dict)
+        ok_fail(tr_ok and m.config["levels"] == 2 and m.config["steps"] == 2, "train.checkpoint_loads",
+                "config %s, train metadata %s" % ({k: m.config[k] for k in ("levels", "steps", "hidden", "height")}, tr_ok))
+        X = np.load(xp).astype(np.float64)
+        P = np.loadtxt(pp)
+        i = np.arange(len(X))
+        trn = ~np.isin(i % 15, [12, 13])
+        u = np.log10(np.maximum(X[trn], 1e-8))
+        mu, sd = float(u.mean()), float(u.std(ddof=1))
+        lo, hi = P[:, :2].min(0), P[:, :2].max(0)
+        e = max(abs(m.data["mu"] - mu) / abs(mu), abs(m.data["sigma"] - sd) / sd)
+        e2 = float(np.max(np.abs(np.array(m.data["cond_lo"]) - lo)) + np.max(np.abs(np.array(m.data["cond_hi"]) - hi)))
+        ok_fail(e < 1e-6 and e2 < 1e-9, "train.data_stats",
+                "mu %.8g sigma %.8g (training split, ddof 1: %.8g %.8g), box %s %s" %
+                (m.data["mu"], m.data["sigma"], mu, sd, m.data["cond_lo"], m.data["cond_hi"]))
+        o, om = ct.read_safetensors(os.path.join(out, "model.optim.safetensors"))
+        want = set()
+        for k in m.params:
+            if ct.is_trainable(k):
+                want |= {"adam.m." + k, "adam.v." + k}
+        shapes = all(tuple(o[k].shape) == tuple(m.params[k[7:]].shape) for k in want & set(o))
+        ok_fail(set(o) == want and shapes and om.get("step") == "3", "train.optimiser_file",
+                "%d tensors (want %d adam.m/adam.v of trainable tensors), step %r" % (len(o), len(want), om.get("step")))
+        theta = P[i // 15][:, :2]
+        np.save(os.path.join(d, "c.npy"), theta)
+        lpo = os.path.join(d, "lp.npy")
+        run(["logprob", "--model", mp, "--maps", xp, "--cond", os.path.join(d, "c.npy"), "--out", lpo, "--space", "model"])
+        r = ct.evaluate(m, X, theta)
+        e = float(np.max(np.abs(np.load(lpo) - r["logprob_model"]) / np.abs(r["logprob_model"])))
+        ok_fail(e <= RTOL_LOGP, "train.logprob", "trained model, %d maps, max rel err %.2e" % (len(X), e))
+
+    def adam_step():
+        m0 = ct.init_model(ct.make_config(levels=2, steps=2, hidden=4, height=8, width=8),
+                           dict(ct.DEFAULT_DATA, mu=4.8, sigma=1.1), seed=9, nonzero=0.05)
+        p0 = os.path.join(d, "M0.safetensors")
+        ct.save(p0, m0)
+        m0 = ct.load(p0)
+        out = os.path.join(d, "run1")
+        X = np.load(xp)
+        P = np.loadtxt(pp)
+        i = np.arange(len(X))
+        trn = ~np.isin(i % 15, [12, 13])
+        theta = P[i // 15][:, :2]
+        run(["train", "--init", p0, "--maps", xp, "--params", pp, "--out", out, "--steps", 1,
+             "--batch", int(trn.sum()), "--no-augment", "--seed", 0, "--quiet", "--threads", 1])
+        x = ct.preprocess_maps(X[trn], m0.data)
+        c = ct.preprocess_cond(theta[trn], m0.data)
+        loss, g = m0.loss_and_grads(x, c)
+        names = [k for k in g if ct.is_trainable(k)]
+        gn = float(torch.sqrt(sum((g[k] ** 2).sum() for k in names)))
+        scale = min(1.0, 2.0 / (gn + 1e-6))       # clip the gradient norm to 2
+        t1, _ = ct.read_safetensors(os.path.join(out, "model.safetensors"))
+        worst, fixed_moved, n = 0.0, [], 0
+        for k in g:
+            dc = t1[k].astype(np.float64) - ct.to_numpy(m0.params[k])
+            if not ct.is_trainable(k):
+                if np.any(dc):
+                    fixed_moved.append(k)
+                continue
+            gk = ct.to_numpy(g[k]) * scale
+            pred = -3e-4 * gk / (np.abs(gk) + 1e-8)   # Adam's first step, lr 3e-4
+            big = np.abs(gk) > 1e-5                   # the sign of a tinier gradient is rounding
+            n += int(big.sum())
+            if big.any():
+                worst = max(worst, float(np.max(np.abs(dc - pred)[big])))
+        ok_fail(worst < 1e-6 and not fixed_moved, "train.adam_step",
+                "one step on the %d training maps: %d elements, worst |update - reference| %.1e%s" %
+                (int(trn.sum()), n, worst, ("; fixed tensors moved: %s" % fixed_moved[:2]) if fixed_moved else ""))
+        sc = os.path.join(out, "steps.csv")
+        if os.path.exists(sc):
+            row = read_csv(sc)[0]
+            el = abs(float(row["loss"]) - loss) / loss
+            eg = abs(float(row["grad_norm"]) - gn) / gn
+            ok_fail(el < 2e-6 and eg < 1e-3, "train.step_loss_gradnorm",
+                    "steps.csv loss %s grad_norm %s; reference %.7f %.4f" % (row["loss"], row["grad_norm"], loss, gn))
+        else:
+            report("SKIP", "train.step_loss_gradnorm", "no steps.csv")
+        rows = read_csv(os.path.join(out, "loss.csv"))
+        m1 = ct.load(os.path.join(out, "model.safetensors"))
+        te = ~trn
+        lt, _ = m1.loss(ct.preprocess_maps(X[te], m1.data), ct.preprocess_cond(theta[te], m1.data))
+        lt = float(lt)
+        got = float(rows[-1]["test_loss"]) if rows and "test_loss" in rows[-1] else float("nan")
+        ok_fail(abs(got - lt) / lt < 2e-6, "train.test_loss",
+                "loss.csv test_loss %s, reference on maps i %% 15 in {12, 13}: %.7f" % (got, lt))
+
+    if guarded("train.data", lambda: data() or True, "synth") is None:
+        return
+    guarded("train.trained", trained, "train", "logprob")
+    guarded("train.adam", adam_step, "train")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="cglow-interop-", dir=os.environ.get("CGLOW_TEST_TMP")) as tmp:
-        for f in (check_init, check_python_checkpoints, check_fixtures, check_sample):
+        for f in (check_init, check_python_checkpoints, check_fixtures, check_sample, check_train):
             try:
                 f(tmp)
             except Exception as e:  # noqa: BLE001
