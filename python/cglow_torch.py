@@ -259,6 +259,7 @@ class Model:
             t.requires_grad_(is_trainable(k))
             self.params[k] = t
         self._masks = {}
+        self._relu_margins = None
         # compute the injector CNN on a 5 x 5 map and expand it (same numbers, ~half the FLOPs)
         self.fast_injector = False
 
@@ -302,9 +303,25 @@ class Model:
 
     def _cnn(self, pre, inp):
         p = self.params
-        h = F.relu(F.conv2d(inp, p[pre + "conv1.weight"], p[pre + "conv1.bias"], padding=1))
-        h = F.relu(F.conv2d(h, p[pre + "conv2.weight"], p[pre + "conv2.bias"]))
-        return zeroconv(h, p[pre + "zero.weight"], p[pre + "zero.bias"], p[pre + "zero.scale"])
+        h1 = F.conv2d(inp, p[pre + "conv1.weight"], p[pre + "conv1.bias"], padding=1)
+        h2 = F.conv2d(F.relu(h1), p[pre + "conv2.weight"], p[pre + "conv2.bias"])
+        if self._relu_margins is not None:
+            m = min(float(h1.detach().abs().min()), float(h2.detach().abs().min()))
+            self._relu_margins[pre] = min(m, self._relu_margins.get(pre, m))
+        return zeroconv(F.relu(h2), p[pre + "zero.weight"], p[pre + "zero.bias"], p[pre + "zero.scale"])
+
+    def relu_margins(self, x, c):
+        """dict CNN prefix ("blocks.b.steps.k.coupling.") -> smallest |pre-activation| of its two
+        ReLUs over the batch. A margin within rounding (e.g. < 1e-6 in float64 for a float32
+        engine) is a ReLU tie: another implementation may take the other side, which changes
+        that CNN's conv1/conv2 gradients (not a bug)."""
+        self._relu_margins = {}
+        try:
+            with torch.no_grad():
+                self.forward(x, c)
+            return dict(self._relu_margins)
+        finally:
+            self._relu_margins = None
 
     def injector(self, pre, C, cmap):
         N, P, H, W = cmap.shape

@@ -42,6 +42,7 @@ TIMEOUT = int(os.environ.get("CGLOW_INTEROP_TIMEOUT", "600"))
 
 RTOL_LOGP = 1e-4    # float32 engine vs float64 reference, per-map log p
 RTOL_GRAD = 1e-3    # ||g_c - g_t|| / ||g_t|| per tensor
+RTOL_GRAD_GLOBAL = 1e-4   # the same over all tensors together
 RTOL_LOSS = 1e-5
 
 failures = 0
@@ -150,7 +151,11 @@ def grad_compare(name, mpath, maps, theta, tmp):
         report("FAIL", "grad." + name, "names differ: %s" % sorted(set(gc) ^ set(gt))[:4])
         return
     total = np.sqrt(sum(float(torch.sum(v ** 2)) for v in gt.values()))
-    worst, wname, bad = 0.0, "", []
+    # CNNs with a ReLU pre-activation within float32 rounding of 0: a float32 engine may take the
+    # other side of that ReLU, which changes the CNN's conv1/conv2 gradients (seen on the preset
+    # fixture: a pre-activation of 1.5e-10). Those tensors count in the global error only.
+    ties = [pre for pre, v in m.relu_margins(x, c).items() if v < 1e-7]
+    worst, wname, bad, exempt, diff2 = 0.0, "", [], [], 0.0
     for k, tv in gt.items():
         tv = ct.to_numpy(tv)
         cv = np.asarray(gc[k], np.float64)
@@ -160,13 +165,23 @@ def grad_compare(name, mpath, maps, theta, tmp):
         if not np.all(np.isfinite(cv)):
             bad.append(k + " not finite")
             continue
+        diff2 += float(np.sum((cv - tv) ** 2))
         den = max(np.linalg.norm(tv), 1e-6 * total)
         e = float(np.linalg.norm(cv - tv) / den)
+        if any(k.startswith(pre + "conv") for pre in ties):
+            if e > RTOL_GRAD:
+                exempt.append("%s %.1e" % (k, e))
+            continue
         if e > worst:
             worst, wname = e, k
     ok_fail(not bad and worst <= RTOL_GRAD, "grad." + name,
-            "%d tensors, worst rel err %.2e in %s, tol %.0e%s" %
-            (len(gt), worst, wname, RTOL_GRAD, ("; " + ", ".join(bad[:3])) if bad else ""))
+            "%d tensors, worst rel err %.2e in %s, tol %.0e%s%s" %
+            (len(gt), worst, wname, RTOL_GRAD, ("; " + ", ".join(bad[:3])) if bad else "",
+             ("; ReLU tie in %s; over tolerance there, not counted: %s" % (", ".join(ties), ", ".join(exempt) or "none"))
+             if ties else ""))
+    eg = np.sqrt(diff2) / total
+    ok_fail(not bad and eg <= RTOL_GRAD_GLOBAL, "grad.%s.global" % name,
+            "||g_c - g_t|| / ||g_t|| over all tensors %.2e, tol %.0e" % (eg, RTOL_GRAD_GLOBAL))
     nums = re.findall(r"loss[^0-9+\-]*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)", r.stdout + r.stderr, re.I)
     if not nums:
         report("FAIL", "grad.%s.loss" % name, "no 'loss <number>' in the output: %r" % (r.stdout[-200:],))
@@ -355,7 +370,7 @@ def check_fixtures(tmp):
                 e = float(np.max(np.abs(got - ref) / np.abs(ref))) if got.shape == ref.shape else float("inf")
                 ok_fail(e <= RTOL_LOGP, "logprob.fixture_%s.%s" % (fx, space), "max rel err %.2e vs fixture" % e)
         guarded("logprob.fixture_" + fx, lp, "logprob")
-        if os.path.exists(os.path.join(d, "grads.safetensors")):
+        if True:   # the preset has no grads.safetensors: torch autograd is the reference
             guarded("grad.fixture_" + fx, lambda fx=fx, mp=mp, maps=maps, theta=theta:
                     grad_compare("fixture_" + fx, mp, maps, theta, tmp), "grad")
 
