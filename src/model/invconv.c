@@ -19,28 +19,51 @@ static void factors(double *A, double *B, const real *params, const step_offsets
         }
 }
 
+/* col[i] = the column of the 1 in row i of P_perm, or -1 if P_perm is not a permutation matrix
+ * (then the products below fall back to dense multiplication). */
+static int perm_columns(int *col, const real *perm, int C)
+{
+    for (int i = 0; i < C; i++) {
+        col[i] = -1;
+        for (int k = 0; k < C; k++) {
+            const real v = perm[i * C + k];
+            if (v == 1 && col[i] < 0) col[i] = k;
+            else if (v != 0) return -1;
+        }
+        if (col[i] < 0) return -1;
+    }
+    return 0;
+}
+
+/* out = P X (P_perm times a C x C matrix), or P^T X when transpose. */
+static void perm_apply(double *out, const double *X, const real *perm, int C, int transpose)
+{
+    int *col = malloc(sizeof(int) * C);
+    if (!col) abort();
+    if (perm_columns(col, perm, C) == 0) {
+        for (int i = 0; i < C; i++) {
+            /* (P X)[i] = X[col(i)];  (P^T X)[col(i)] = X[i] */
+            if (transpose) memcpy(out + (size_t)col[i] * C, X + (size_t)i * C, sizeof(double) * C);
+            else memcpy(out + (size_t)i * C, X + (size_t)col[i] * C, sizeof(double) * C);
+        }
+    } else {
+        double *Pd = malloc(sizeof(double) * C * C);
+        if (!Pd) abort();
+        for (int i = 0; i < C * C; i++) Pd[i] = perm[i];
+        cblas_dgemm(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, CblasNoTrans, C, C, C, 1, Pd, C, X, C, 0,
+                    out, C);
+        free(Pd);
+    }
+    free(col);
+}
+
 static void weight_double(double *Wd, const real *params, const step_offsets *s, int C)
 {
-    double *A = malloc(sizeof(double) * C * C * 2), *B = A + C * C;
+    double *A = malloc(sizeof(double) * C * C * 3), *B = A + C * C, *AB = B + C * C;
     if (!A) abort();
     factors(A, B, params, s, C);
-    const real *perm = params + s->perm;
-    /* AB = A B (A unit lower, B upper), then W = P AB. */
-    double *AB = malloc(sizeof(double) * C * C);
-    if (!AB) abort();
-    for (int i = 0; i < C; i++)
-        for (int j = 0; j < C; j++) {
-            double v = 0;
-            for (int k = 0; k <= (i < j ? i : j); k++) v += A[i * C + k] * B[k * C + j];
-            AB[i * C + j] = v;
-        }
-    for (int i = 0; i < C; i++)
-        for (int j = 0; j < C; j++) {
-            double v = 0;
-            for (int k = 0; k < C; k++) v += perm[i * C + k] * AB[k * C + j];
-            Wd[i * C + j] = v;
-        }
-    free(AB);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, C, C, 1, A, C, B, C, 0, AB, C);
+    perm_apply(Wd, AB, params + s->perm, C, 0);
     free(A);
 }
 
@@ -92,32 +115,21 @@ void invconv_bwd(real *dx, real *dw, const real *dy, const real *x, const real *
  * (strictly upper part -> upper, diagonal -> log_s through sign*exp(log_s)). */
 void invconv_weight_grad(real *grads, const real *params, const step_offsets *s, const real *dw, int C)
 {
-    double *A = malloc(sizeof(double) * C * C * 4), *B = A + C * C, *PG = B + C * C, *T = PG + C * C;
+    double *A = malloc(sizeof(double) * C * C * 5), *B = A + C * C, *G = B + C * C, *PG = G + C * C, *T = PG + C * C;
     if (!A) abort();
     factors(A, B, params, s, C);
-    const real *perm = params + s->perm;
-    for (int i = 0; i < C; i++)          /* PG = P^T G */
-        for (int j = 0; j < C; j++) {
-            double v = 0;
-            for (int k = 0; k < C; k++) v += perm[k * C + i] * dw[k * C + j];
-            PG[i * C + j] = v;
-        }
+    for (int i = 0; i < C * C; i++) G[i] = dw[i];
+    perm_apply(PG, G, params + s->perm, C, 1);   /* PG = P^T G */
     real *gl = grads + s->lower, *gu = grads + s->upper, *gs = grads + s->log_s;
-    for (int i = 0; i < C; i++)          /* dA = PG B^T, strictly lower */
-        for (int j = 0; j < i; j++) {
-            double v = 0;
-            for (int k = 0; k < C; k++) v += PG[i * C + k] * B[j * C + k];
-            gl[i * C + j] += (real)v;
-        }
-    for (int i = 0; i < C; i++)          /* dB = A^T PG, upper incl. diagonal */
-        for (int j = i; j < C; j++) {
-            double v = 0;
-            for (int k = 0; k < C; k++) v += A[k * C + i] * PG[k * C + j];
-            T[i * C + j] = v;
-        }
+    /* dA = PG B^T, strictly lower part */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, C, C, 1, PG, C, B, C, 0, T, C);
+    for (int i = 0; i < C; i++)
+        for (int j = 0; j < i; j++) gl[i * C + j] += (real)T[i * C + j];
+    /* dB = A^T PG: strictly upper part -> upper, diagonal -> log_s (d diag / d log_s = diag) */
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, C, C, 1, A, C, PG, C, 0, T, C);
     for (int i = 0; i < C; i++) {
         for (int j = i + 1; j < C; j++) gu[i * C + j] += (real)T[i * C + j];
-        gs[i] += (real)(T[i * C + i] * B[i * C + i]);   /* d diag/d log_s = diag */
+        gs[i] += (real)(T[i * C + i] * B[i * C + i]);
     }
     free(A);
 }

@@ -1,4 +1,5 @@
 #include "kernels/cpu/rowgemm.h"
+#include <stdlib.h>
 #include <string.h>
 
 #define VBYTES 64
@@ -11,58 +12,98 @@ static inline vr vload(const real *p) { return *(const vr *)p; }
 static inline void vstore(real *p, vr v) { *(vr *)p = v; }
 static inline vr vsplat(real x) { return (vr){0} + x; }
 
+/* One tile: OB output rows x PB vectors at column p of src/out. */
+static inline void combine_tile4(real *out, size_t ldo, const real *w0, size_t ldw, const real *b, const real *const *src,
+                                 size_t soff, int K)
+{
+    const real *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+    vr a00 = vsplat(b[0]), a01 = a00, a10 = vsplat(b[1]), a11 = a10;
+    vr a20 = vsplat(b[2]), a21 = a20, a30 = vsplat(b[3]), a31 = a30;
+    for (int t = 0; t < K; t++) {
+        const real *s = src[t] + soff;
+        const vr s0 = vload(s), s1 = vload(s + VL);
+        a00 += w0[t] * s0; a01 += w0[t] * s1;
+        a10 += w1[t] * s0; a11 += w1[t] * s1;
+        a20 += w2[t] * s0; a21 += w2[t] * s1;
+        a30 += w3[t] * s0; a31 += w3[t] * s1;
+    }
+    vstore(out, a00); vstore(out + VL, a01);
+    vstore(out + ldo, a10); vstore(out + ldo + VL, a11);
+    vstore(out + 2 * ldo, a20); vstore(out + 2 * ldo + VL, a21);
+    vstore(out + 3 * ldo, a30); vstore(out + 3 * ldo + VL, a31);
+}
+
+static inline void combine_tile1(real *out, const real *w0, real b, const real *const *src, size_t soff, int K)
+{
+    vr a0 = vsplat(b), a1 = a0;
+    for (int t = 0; t < K; t++) {
+        a0 += w0[t] * vload(src[t] + soff);
+        a1 += w0[t] * vload(src[t] + soff + VL);
+    }
+    vstore(out, a0);
+    vstore(out + VL, a1);
+}
+
+/* The last columns [p0, n) (fewer than one tile; all of them for the small maps of the deep
+ * blocks): transposed into srcT[i][t] so that each output is a dot product over the K taps,
+ * contiguous and vectorised. No allocation: the tile lives on the stack. */
+static void transpose_tail(real *srcT, const real *const *src, int K, size_t p0, size_t m)
+{
+    for (int t = 0; t < K; t++)
+        for (size_t i = 0; i < m; i++) srcT[i * (size_t)K + t] = src[t][p0 + i];
+}
+
+static void combine_tail(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias, const real *const *src,
+                         int K, size_t p0, size_t n)
+{
+    const size_t m = n - p0;
+    real srcT[m * (size_t)K];
+    transpose_tail(srcT, src, K, p0, m);
+    for (int o = 0; o < O; o++) {
+        const real *wo = w + (size_t)o * ldw;
+        for (size_t i = 0; i < m; i++) {
+            const real *x = srcT + i * (size_t)K;
+            real acc = 0;
+#pragma omp simd reduction(+ : acc)
+            for (int t = 0; t < K; t++) acc += wo[t] * x[t];
+            out[(size_t)o * ldo + p0 + i] = acc + (bias ? bias[o] : 0);
+        }
+    }
+}
+
+static void correlate_tail(real *dw, size_t ldw, int O, const real *dout, size_t ldd, const real *const *src, int K,
+                           size_t p0, size_t n)
+{
+    const size_t m = n - p0;
+    real srcT[m * (size_t)K];
+    transpose_tail(srcT, src, K, p0, m);
+    for (int o = 0; o < O; o++) {
+        real *d = dw + (size_t)o * ldw;
+        for (size_t i = 0; i < m; i++) {
+            const real g = dout[(size_t)o * ldd + p0 + i];
+            if (g == 0) continue;
+            const real *x = srcT + i * (size_t)K;
+#pragma omp simd
+            for (int t = 0; t < K; t++) d[t] += g * x[t];
+        }
+    }
+}
+
 void rows_combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias, const real *const *src,
                   int K, size_t n)
 {
     const size_t nv = n - n % (size_t)(PB * VL);
     int o0 = 0;
     for (; o0 + OB <= O; o0 += OB) {
-        const real *w0 = w + (size_t)o0 * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
         real b[OB];
         for (int j = 0; j < OB; j++) b[j] = bias ? bias[o0 + j] : 0;
-        for (size_t p = 0; p < nv; p += PB * VL) {
-            vr a00 = vsplat(b[0]), a01 = a00, a10 = vsplat(b[1]), a11 = a10;
-            vr a20 = vsplat(b[2]), a21 = a20, a30 = vsplat(b[3]), a31 = a30;
-            for (int t = 0; t < K; t++) {
-                const real *s = src[t] + p;
-                const vr s0 = vload(s), s1 = vload(s + VL);
-                a00 += w0[t] * s0; a01 += w0[t] * s1;
-                a10 += w1[t] * s0; a11 += w1[t] * s1;
-                a20 += w2[t] * s0; a21 += w2[t] * s1;
-                a30 += w3[t] * s0; a31 += w3[t] * s1;
-            }
-            real *r = out + (size_t)o0 * ldo + p;
-            vstore(r, a00); vstore(r + VL, a01);
-            vstore(r + ldo, a10); vstore(r + ldo + VL, a11);
-            vstore(r + 2 * ldo, a20); vstore(r + 2 * ldo + VL, a21);
-            vstore(r + 3 * ldo, a30); vstore(r + 3 * ldo + VL, a31);
-        }
-        for (size_t p = nv; p < n; p++)
-            for (int j = 0; j < OB; j++) {
-                real a = b[j];
-                const real *wj = w + (size_t)(o0 + j) * ldw;
-                for (int t = 0; t < K; t++) a += wj[t] * src[t][p];
-                out[(size_t)(o0 + j) * ldo + p] = a;
-            }
+        for (size_t p = 0; p < nv; p += PB * VL)
+            combine_tile4(out + (size_t)o0 * ldo + p, ldo, w + (size_t)o0 * ldw, ldw, b, src, p, K);
     }
-    for (; o0 < O; o0++) {   /* leftover rows, one at a time */
-        const real *w0 = w + (size_t)o0 * ldw;
-        const real b0 = bias ? bias[o0] : 0;
-        for (size_t p = 0; p < nv; p += PB * VL) {
-            vr a0 = vsplat(b0), a1 = a0;
-            for (int t = 0; t < K; t++) {
-                a0 += w0[t] * vload(src[t] + p);
-                a1 += w0[t] * vload(src[t] + p + VL);
-            }
-            vstore(out + (size_t)o0 * ldo + p, a0);
-            vstore(out + (size_t)o0 * ldo + p + VL, a1);
-        }
-        for (size_t p = nv; p < n; p++) {
-            real a = b0;
-            for (int t = 0; t < K; t++) a += w0[t] * src[t][p];
-            out[(size_t)o0 * ldo + p] = a;
-        }
-    }
+    for (; o0 < O; o0++)
+        for (size_t p = 0; p < nv; p += PB * VL)
+            combine_tile1(out + (size_t)o0 * ldo + p, w + (size_t)o0 * ldw, bias ? bias[o0] : 0, src, p, K);
+    if (nv < n) combine_tail(out, ldo, O, w, ldw, bias, src, K, nv, n);
 }
 
 static inline real hsum(vr v)
@@ -75,47 +116,41 @@ static inline real hsum(vr v)
 void rows_correlate(real *dw, size_t ldw, int O, const real *dout, size_t ldd, const real *const *src, int K, size_t n)
 {
     const size_t nv = n - n % (size_t)VL;
-    int o0 = 0;
-    for (; o0 + OB <= O; o0 += OB) {
-        const real *d0 = dout + (size_t)o0 * ldd, *d1 = d0 + ldd, *d2 = d1 + ldd, *d3 = d2 + ldd;
-        int t0 = 0;
-        for (; t0 + 4 <= K; t0 += 4) {
-            const real *s0 = src[t0], *s1 = src[t0 + 1], *s2 = src[t0 + 2], *s3 = src[t0 + 3];
-            vr acc[OB][4];
-            memset(acc, 0, sizeof acc);
-            for (size_t p = 0; p < nv; p += VL) {
-                const vr x0 = vload(s0 + p), x1 = vload(s1 + p), x2 = vload(s2 + p), x3 = vload(s3 + p);
-                const vr y0 = vload(d0 + p), y1 = vload(d1 + p), y2 = vload(d2 + p), y3 = vload(d3 + p);
-                acc[0][0] += y0 * x0; acc[0][1] += y0 * x1; acc[0][2] += y0 * x2; acc[0][3] += y0 * x3;
-                acc[1][0] += y1 * x0; acc[1][1] += y1 * x1; acc[1][2] += y1 * x2; acc[1][3] += y1 * x3;
-                acc[2][0] += y2 * x0; acc[2][1] += y2 * x1; acc[2][2] += y2 * x2; acc[2][3] += y2 * x3;
-                acc[3][0] += y3 * x0; acc[3][1] += y3 * x1; acc[3][2] += y3 * x2; acc[3][3] += y3 * x3;
+    if (nv > 0) {
+        int o0 = 0;
+        for (; o0 + OB <= O; o0 += OB) {
+            const real *d0 = dout + (size_t)o0 * ldd, *d1 = d0 + ldd, *d2 = d1 + ldd, *d3 = d2 + ldd;
+            int t0 = 0;
+            for (; t0 + 4 <= K; t0 += 4) {
+                const real *s0 = src[t0], *s1 = src[t0 + 1], *s2 = src[t0 + 2], *s3 = src[t0 + 3];
+                vr acc[OB][4];
+                memset(acc, 0, sizeof acc);
+                for (size_t p = 0; p < nv; p += VL) {
+                    const vr x0 = vload(s0 + p), x1 = vload(s1 + p), x2 = vload(s2 + p), x3 = vload(s3 + p);
+                    const vr y0 = vload(d0 + p), y1 = vload(d1 + p), y2 = vload(d2 + p), y3 = vload(d3 + p);
+                    acc[0][0] += y0 * x0; acc[0][1] += y0 * x1; acc[0][2] += y0 * x2; acc[0][3] += y0 * x3;
+                    acc[1][0] += y1 * x0; acc[1][1] += y1 * x1; acc[1][2] += y1 * x2; acc[1][3] += y1 * x3;
+                    acc[2][0] += y2 * x0; acc[2][1] += y2 * x1; acc[2][2] += y2 * x2; acc[2][3] += y2 * x3;
+                    acc[3][0] += y3 * x0; acc[3][1] += y3 * x1; acc[3][2] += y3 * x2; acc[3][3] += y3 * x3;
+                }
+                for (int j = 0; j < OB; j++)
+                    for (int i = 0; i < 4; i++) dw[(size_t)(o0 + j) * ldw + t0 + i] += hsum(acc[j][i]);
             }
-            for (int j = 0; j < OB; j++)
-                for (int i = 0; i < 4; i++) {
-                    real s = hsum(acc[j][i]);
-                    const real *d = dout + (size_t)(o0 + j) * ldd, *x = src[t0 + i];
-                    for (size_t p = nv; p < n; p++) s += d[p] * x[p];
-                    dw[(size_t)(o0 + j) * ldw + t0 + i] += s;
+            for (; t0 < K; t0++)
+                for (int j = 0; j < OB; j++) {
+                    const real *d = dout + (size_t)(o0 + j) * ldd, *x = src[t0];
+                    vr a = {0};
+                    for (size_t p = 0; p < nv; p += VL) a += vload(d + p) * vload(x + p);
+                    dw[(size_t)(o0 + j) * ldw + t0] += hsum(a);
                 }
         }
-        for (; t0 < K; t0++)
-            for (int j = 0; j < OB; j++) {
-                const real *d = dout + (size_t)(o0 + j) * ldd, *x = src[t0];
+        for (; o0 < O; o0++)
+            for (int t = 0; t < K; t++) {
+                const real *d = dout + (size_t)o0 * ldd, *x = src[t];
                 vr a = {0};
                 for (size_t p = 0; p < nv; p += VL) a += vload(d + p) * vload(x + p);
-                real s = hsum(a);
-                for (size_t p = nv; p < n; p++) s += d[p] * x[p];
-                dw[(size_t)(o0 + j) * ldw + t0] += s;
+                dw[(size_t)o0 * ldw + t] += hsum(a);
             }
     }
-    for (; o0 < O; o0++)
-        for (int t = 0; t < K; t++) {
-            const real *d = dout + (size_t)o0 * ldd, *x = src[t];
-            vr a = {0};
-            for (size_t p = 0; p < nv; p += VL) a += vload(d + p) * vload(x + p);
-            real s = hsum(a);
-            for (size_t p = nv; p < n; p++) s += d[p] * x[p];
-            dw[(size_t)o0 * ldw + t] += s;
-        }
+    if (nv < n) correlate_tail(dw, ldw, O, dout, ldd, src, K, nv, n);
 }
