@@ -272,9 +272,13 @@ def python_models(tmp):
     """Random non-trivial models written by Python: (name, path)."""
     out = []
     data = dict(ct.DEFAULT_DATA, mu=4.8, sigma=1.1)
-    for name, cfg in (("pyconditional", ct.make_config(levels=3, steps=2, hidden=6, height=16, width=16, prior_hidden=5)),
-                      ("pylearned", ct.make_config(levels=2, steps=3, hidden=5, height=8, width=8, prior="learned"))):
-        m = ct.init_model(cfg, data, seed=7, nonzero=0.05)
+    # the third: "standard" squash and raw maps downsampled by 2 (16 x 16 -> 8 x 8), another box
+    data_ds = dict(ct.DEFAULT_DATA, mu=5.1, sigma=0.9, squash="standard", downsample=2,
+                   cond_lo=[0.05, 0.55], cond_hi=[0.6, 1.1])
+    for name, cfg, dd in (("pyconditional", ct.make_config(levels=3, steps=2, hidden=6, height=16, width=16, prior_hidden=5), data),
+                          ("pylearned", ct.make_config(levels=2, steps=3, hidden=5, height=8, width=8, prior="learned"), data),
+                          ("pystandard_ds2", ct.make_config(levels=2, steps=2, hidden=4, height=8, width=8), data_ds)):
+        m = ct.init_model(cfg, dd, seed=7, nonzero=0.05)
         p = os.path.join(tmp, name + ".safetensors")
         ct.save(p, m)
         out.append((name, p))
@@ -323,8 +327,8 @@ def check_python_checkpoints(tmp):
     guarded("info.refuses", refuse, "info")
 
     for name, p in models:
-        cfg = ct.load(p).config
-        maps, theta = random_inputs(5, cfg["height"], seed=11)
+        mm = ct.load(p)
+        maps, theta = random_inputs(5, mm.config["height"] * int(mm.data.get("downsample", 1)), seed=11)
 
         def lp(name=name, p=p, maps=maps, theta=theta):
             _, r = torch_eval(p, maps, theta)
