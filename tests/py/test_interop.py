@@ -19,6 +19,8 @@ on any failure. Command lines expected (spec section 8, plus `grad`):
               --no-augment --seed 0 --quiet --threads 1
       (DIR/model.safetensors, DIR/model.optim.safetensors, DIR/loss.csv with test_loss,
        DIR/steps.csv with loss and grad_norm)
+  cglow infer --model M --maps X.npy --grid 10 --out DIR --png 0 --quiet [--grid-edges]
+      (DIR/posterior.npy (maps, G, G), axis 1 Omega_m, axis 2 sigma_8)
 """
 import json
 import os
@@ -565,9 +567,47 @@ def check_train(tmp):
     guarded("train.adam", adam_step, "train")
 
 
+def check_infer(tmp):
+    """cglow infer --model: the grid posterior (spec 6) equals the one from the reference's log p."""
+    m = ct.init_model(ct.make_config(levels=3, steps=2, hidden=6, height=16, width=16, prior_hidden=5),
+                      dict(ct.DEFAULT_DATA, mu=4.8, sigma=1.1), seed=17, nonzero=0.05)
+    p = os.path.join(tmp, "infer.safetensors")
+    ct.save(p, m)
+    m = ct.load(p)
+    maps, _ = random_inputs(2, 16, seed=21)
+    xp = os.path.join(tmp, "infer.x.npy")
+    np.save(xp, maps)
+    G = 10
+    lo, hi = np.array(m.data["cond_lo"]), np.array(m.data["cond_hi"])
+    for edges in (False, True):
+        tag = "infer.%s" % ("grid_edges" if edges else "cell_centres")
+
+        def one(edges=edges, tag=tag):
+            out = os.path.join(tmp, tag)
+            run(["infer", "--model", p, "--maps", xp, "--grid", G, "--out", out, "--png", 0, "--quiet"] +
+                (["--grid-edges"] if edges else []))
+            post = np.load(os.path.join(out, "posterior.npy"))
+            f = np.linspace(0, 1, G) if edges else (np.arange(G) + 0.5) / G
+            om, s8 = lo[0] + (hi[0] - lo[0]) * f, lo[1] + (hi[1] - lo[1]) * f
+            theta = np.stack(np.meshgrid(om, s8, indexing="ij"), -1).reshape(-1, 2)   # axis 1 Omega_m
+            ref = []
+            for i in range(len(maps)):
+                lp = ct.evaluate(m, np.repeat(maps[i:i + 1], G * G, 0), theta)["logprob_model"]
+                lp = lp - lp.max()
+                ref.append((np.exp(lp) / np.exp(lp).sum()).reshape(G, G))
+            ref = np.array(ref)
+            if post.shape != ref.shape:
+                report("FAIL", tag, "posterior.npy shape %s, want %s" % (post.shape, ref.shape))
+                return
+            e = float(np.max(np.abs(post - ref)) / np.max(ref))
+            ok_fail(e < 1e-3 and abs(float(post.sum()) - len(maps)) < 1e-6, tag,
+                    "posterior.npy %s vs reference softmax of log p on the grid: max err %.1e of the peak" % (post.shape, e))
+        guarded(tag, one, "infer")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="cglow-interop-", dir=os.environ.get("CGLOW_TEST_TMP")) as tmp:
-        for f in (check_init, check_python_checkpoints, check_fixtures, check_sample, check_train):
+        for f in (check_init, check_python_checkpoints, check_fixtures, check_sample, check_train, check_infer):
             try:
                 f(tmp)
             except Exception as e:  # noqa: BLE001
