@@ -557,6 +557,28 @@ def log10_jacobian_from_maps(maps, data):
     return per.reshape(per.shape[0], -1).sum(1)
 
 
+def fit_data(maps, theta, floor=1e-8, downsample=1, squash="sigmoid",
+             cond_names=("Omega_m", "sigma_8"), cond_lo=None, cond_hi=None):
+    """The data config of spec 1.2-1.3 from training maps and parameters: mu, sigma (ddof 1) of
+    u = log10(max(map, floor)) over all pixels; the condition box = min/max of the table unless
+    given."""
+    d = dict(downsample=int(downsample), floor=floor, mu=0.0, sigma=1.0, squash=squash,
+             cond_names=list(cond_names))
+    n, s1, s2 = 0, 0.0, 0.0
+    arr = np.asarray(maps)
+    for i in range(0, len(arr), 256):             # chunks: works on an mmap of a large file
+        u = maps_to_log10(arr[i:i + 256], d)
+        n, s1 = n + u.size, s1 + float(u.sum())
+    mu = s1 / n
+    for i in range(0, len(arr), 256):
+        s2 += float(((maps_to_log10(arr[i:i + 256], d) - mu) ** 2).sum())
+    d["mu"], d["sigma"] = mu, float(np.sqrt(s2 / (n - 1)))
+    t = np.atleast_2d(np.asarray(theta, dtype=np.float64))[:, :len(cond_names)]
+    d["cond_lo"] = list(map(float, t.min(0))) if cond_lo is None else list(cond_lo)
+    d["cond_hi"] = list(map(float, t.max(0))) if cond_hi is None else list(cond_hi)
+    return d
+
+
 def postprocess(x, data, units="log10"):
     """Model-space maps (N, C, H, W) -> log10 (or linear) maps (N, H, W) when C == 1."""
     y = to_numpy(x).astype(np.float64)

@@ -482,9 +482,9 @@ def check_train(tmp):
         P = np.loadtxt(pp)
         i = np.arange(len(X))
         trn = ~np.isin(i % 15, [12, 13])
-        u = np.log10(np.maximum(X[trn], 1e-8))
-        mu, sd = float(u.mean()), float(u.std(ddof=1))
-        lo, hi = P[:, :2].min(0), P[:, :2].max(0)
+        fit = ct.fit_data(X[trn], P[:, :2])
+        mu, sd = fit["mu"], fit["sigma"]
+        lo, hi = np.array(fit["cond_lo"]), np.array(fit["cond_hi"])
         e = max(abs(m.data["mu"] - mu) / abs(mu), abs(m.data["sigma"] - sd) / sd)
         e2 = float(np.max(np.abs(np.array(m.data["cond_lo"]) - lo)) + np.max(np.abs(np.array(m.data["cond_hi"]) - hi)))
         ok_fail(e < 1e-6 and e2 < 1e-9, "train.data_stats",
