@@ -1,5 +1,5 @@
-"""Interoperability of the C tool with Python: safetensors checkpoints both ways, log p, gradients
-and samples against the PyTorch reference (python/cglow_torch.py).
+"""Interoperability of the C tool with Python: safetensors checkpoints both ways, log p, gradients,
+samples, training and the grid posterior against the PyTorch reference (python/cglow_torch.py).
 
 The tool is $CGLOW (may hold arguments, split like a shell) else build/cglow. A check whose
 command the tool lacks (`cglow <cmd> --help` exits non-zero) prints "SKIP name (reason)", never
