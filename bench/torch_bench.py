@@ -10,6 +10,7 @@ sampling, plus the FLOP count of one forward pass per map.
 - score: ONE map at the 900 conditions of the 30 x 30 posterior grid, no_grad, in chunks of
   --chunks (900, 300, 100); log p evaluations/s per chunk size, best reported.
 - sample: --sample-n maps (64) at one condition per call (inverse flow); maps/s.
+On a shared (loaded) CPU, 2 OpenMP threads can be far slower than 1 unless OMP_WAIT_POLICY=PASSIVE.
 The model code is the reference's straightforward one (the injector CNN runs on the broadcast
 condition map, as written in the spec); the numbers are what plain PyTorch gets, not a tuned port.
 """
@@ -51,7 +52,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5, help="timed training steps")
-    ap.add_argument("--chunks", default="900,300,100")
+    ap.add_argument("--chunks", default="900,300,100,50")
     ap.add_argument("--grid", type=int, default=30)
     ap.add_argument("--sample-n", type=int, default=64)
     ap.add_argument("--reps", type=int, default=1, help="timed repetitions of score and sample")
@@ -80,9 +81,10 @@ def main():
     ftot = sum(fl.values())
     res["flops_forward_per_map"] = fl
     print("config: %s" % json.dumps(cfg))
-    print("device %s, threads %d, torch %s, float32, injector %s, load %.2f %.2f %.2f" %
+    res["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "(default)")
+    print("device %s, threads %d, torch %s, float32, injector %s, OMP_WAIT_POLICY %s, load %.2f %.2f %.2f" %
           ((res.get("gpu") or str(dev)), a.threads, torch.__version__,
-           "5x5 shortcut" if a.fast_injector else "plain", *res["load_before"]))
+           "5x5 shortcut" if a.fast_injector else "plain", res["omp_wait_policy"], *res["load_before"]))
     if "flops" in only:
         print("\nforward FLOPs per map (multiply-adds x 2): %.1f MFLOP" % (ftot / 1e6))
         for k, v in fl.items():

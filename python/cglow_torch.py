@@ -259,6 +259,7 @@ class Model:
             t.requires_grad_(is_trainable(k))
             self.params[k] = t
         self._masks = {}
+        self._relu_margins = None
         # compute the injector CNN on a 5 x 5 map and expand it (same numbers, ~half the FLOPs)
         self.fast_injector = False
 
@@ -302,9 +303,25 @@ class Model:
 
     def _cnn(self, pre, inp):
         p = self.params
-        h = F.relu(F.conv2d(inp, p[pre + "conv1.weight"], p[pre + "conv1.bias"], padding=1))
-        h = F.relu(F.conv2d(h, p[pre + "conv2.weight"], p[pre + "conv2.bias"]))
-        return zeroconv(h, p[pre + "zero.weight"], p[pre + "zero.bias"], p[pre + "zero.scale"])
+        h1 = F.conv2d(inp, p[pre + "conv1.weight"], p[pre + "conv1.bias"], padding=1)
+        h2 = F.conv2d(F.relu(h1), p[pre + "conv2.weight"], p[pre + "conv2.bias"])
+        if self._relu_margins is not None:
+            m = min(float(h1.detach().abs().min()), float(h2.detach().abs().min()))
+            self._relu_margins[pre] = min(m, self._relu_margins.get(pre, m))
+        return zeroconv(F.relu(h2), p[pre + "zero.weight"], p[pre + "zero.bias"], p[pre + "zero.scale"])
+
+    def relu_margins(self, x, c):
+        """dict CNN prefix ("blocks.b.steps.k.coupling.") -> smallest |pre-activation| of its two
+        ReLUs over the batch. A margin within rounding (e.g. < 1e-6 in float64 for a float32
+        engine) is a ReLU tie: another implementation may take the other side, which changes
+        that CNN's conv1/conv2 gradients (not a bug)."""
+        self._relu_margins = {}
+        try:
+            with torch.no_grad():
+                self.forward(x, c)
+            return dict(self._relu_margins)
+        finally:
+            self._relu_margins = None
 
     def injector(self, pre, C, cmap):
         N, P, H, W = cmap.shape
@@ -538,6 +555,28 @@ def log10_jacobian_from_maps(maps, data):
     else:
         per = np.full_like(d, -math.log(sigma))
     return per.reshape(per.shape[0], -1).sum(1)
+
+
+def fit_data(maps, theta, floor=1e-8, downsample=1, squash="sigmoid",
+             cond_names=("Omega_m", "sigma_8"), cond_lo=None, cond_hi=None):
+    """The data config of spec 1.2-1.3 from training maps and parameters: mu, sigma (ddof 1) of
+    u = log10(max(map, floor)) over all pixels; the condition box = min/max of the table unless
+    given."""
+    d = dict(downsample=int(downsample), floor=floor, mu=0.0, sigma=1.0, squash=squash,
+             cond_names=list(cond_names))
+    n, s1, s2 = 0, 0.0, 0.0
+    arr = np.asarray(maps)
+    for i in range(0, len(arr), 256):             # chunks: works on an mmap of a large file
+        u = maps_to_log10(arr[i:i + 256], d)
+        n, s1 = n + u.size, s1 + float(u.sum())
+    mu = s1 / n
+    for i in range(0, len(arr), 256):
+        s2 += float(((maps_to_log10(arr[i:i + 256], d) - mu) ** 2).sum())
+    d["mu"], d["sigma"] = mu, float(np.sqrt(s2 / (n - 1)))
+    t = np.atleast_2d(np.asarray(theta, dtype=np.float64))[:, :len(cond_names)]
+    d["cond_lo"] = list(map(float, t.min(0))) if cond_lo is None else list(cond_lo)
+    d["cond_hi"] = list(map(float, t.max(0))) if cond_hi is None else list(cond_hi)
+    return d
 
 
 def postprocess(x, data, units="log10"):
