@@ -18,9 +18,21 @@
 /* G maps side by side: the padded planes of one channel for all G maps are contiguous, so one
  * shifted view covers every map, and the "wide" output rows run across map boundaries (the two
  * extra columns per row and two extra rows per map are discarded). */
+/* Rows are rounded up to whole kernel tiles (ROUND elements), computing a few discarded values
+ * instead of running a slow remainder path; planes carry the slack that lets the shifted views
+ * read that far. */
+#define ROUND 64
+static inline size_t round_up(size_t n) { return (n + ROUND - 1) / ROUND * ROUND; }
 static inline size_t map_plane(int H, int W) { return (size_t)(H + 2) * (W + 2); }
-static inline size_t plane_size(int H, int W, int G) { return (size_t)G * map_plane(H, W) + 2; }
-static inline size_t wide_size(int H, int W, int G) { return (size_t)(G - 1) * map_plane(H, W) + (size_t)H * (W + 2); }
+static inline size_t wide_size(int H, int W, int G)
+{
+    return round_up((size_t)(G - 1) * map_plane(H, W) + (size_t)H * (W + 2));
+}
+static inline size_t plane_size(int H, int W, int G)
+{
+    size_t need = wide_size(H, W, G) + 2 * (size_t)(W + 2) + 2, have = (size_t)G * map_plane(H, W);
+    return need > have ? need : have;
+}
 
 size_t k_conv3x3_scratch(int Cin, int Cout, int H, int W, int G)
 {
@@ -50,7 +62,7 @@ static void pad_planes(real *planes, const real *in, int C, int H, int W, int G,
             real *last = p + (size_t)(H + 1) * Wp;
             for (int x = 0; x < Wp; x++) last[x] = pad;
         }
-        pc[(size_t)G * MP] = pc[(size_t)G * MP + 1] = pad;
+        for (size_t i = (size_t)G * MP; i < PL; i++) pc[i] = pad;
     }
 }
 
@@ -155,21 +167,24 @@ void k_conv3x3_bwd(real *din, real *dw, real *db, const real *dout, const real *
 /* 1x1: with G > 1 the channels are gathered channel-major, (C, G*HW), so that each row is long. */
 size_t k_conv1x1_scratch(int Cin, int Cout, int HW, int G)
 {
-    return G > 1 ? (size_t)(2 * Cin + 2 * Cout) * HW * G + (size_t)Cin * Cout : (size_t)Cin * Cout;
+    return G > 1 ? (size_t)(2 * Cin + 2 * Cout) * round_up((size_t)HW * G) + (size_t)Cin * Cout : (size_t)Cin * Cout;
 }
 
-static void gather(real *cm, const real *in, int C, int HW, int G)
+/* (G, C, HW) -> channel-major rows of stride ld (>= G*HW; the rest zero) */
+static void gather(real *cm, size_t ld, const real *in, int C, int HW, int G)
+{
+    for (int c = 0; c < C; c++) {
+        for (int g = 0; g < G; g++)
+            memcpy(cm + c * ld + (size_t)g * HW, in + ((size_t)g * C + c) * HW, sizeof(real) * HW);
+        memset(cm + c * ld + (size_t)G * HW, 0, sizeof(real) * (ld - (size_t)G * HW));
+    }
+}
+
+static void scatter(real *out, const real *cm, size_t ld, int C, int HW, int G)
 {
     for (int g = 0; g < G; g++)
         for (int c = 0; c < C; c++)
-            memcpy(cm + ((size_t)c * G + g) * HW, in + ((size_t)g * C + c) * HW, sizeof(real) * HW);
-}
-
-static void scatter(real *out, const real *cm, int C, int HW, int G)
-{
-    for (int g = 0; g < G; g++)
-        for (int c = 0; c < C; c++)
-            memcpy(out + ((size_t)g * C + c) * HW, cm + ((size_t)c * G + g) * HW, sizeof(real) * HW);
+            memcpy(out + ((size_t)g * C + c) * HW, cm + c * ld + (size_t)g * HW, sizeof(real) * HW);
 }
 
 void k_conv1x1_fwd(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int HW, int G,
@@ -182,28 +197,30 @@ void k_conv1x1_fwd(real *out, const real *in, const real *w, const real *b, int 
         rows_combine(out, HW, Cout, w, Cin, b, src, Cin, HW);
         return;
     }
-    real *cin = scratch, *cout = scratch + (size_t)Cin * n;
-    gather(cin, in, Cin, HW, G);
-    for (int c = 0; c < Cin; c++) src[c] = cin + c * n;
-    rows_combine(cout, n, Cout, w, Cin, b, src, Cin, n);
-    scatter(out, cout, Cout, HW, G);
+    const size_t ld = round_up(n);
+    real *cin = scratch, *cout = scratch + (size_t)Cin * ld;
+    gather(cin, ld, in, Cin, HW, G);
+    for (int c = 0; c < Cin; c++) src[c] = cin + c * ld;
+    rows_combine(cout, ld, Cout, w, Cin, b, src, Cin, ld);
+    scatter(out, cout, ld, Cout, HW, G);
 }
 
 void k_conv1x1_bwd(real *din, real *dw, real *db, const real *dout, const real *in, const real *w, int Cin,
                    int Cout, int HW, int G, real *scratch)
 {
-    const size_t n = (size_t)HW * G;
+    size_t n = (size_t)HW * G;
+    const size_t ldr = round_up(n);
     const real *src[Cin > Cout ? Cin : Cout];
-    real *cin = scratch, *cd = cin + (size_t)Cin * n, *cdin = cd + (size_t)Cout * n;
-    real *wt = G > 1 ? cdin + (size_t)Cin * n : scratch;
+    real *cin = scratch, *cd = cin + (size_t)Cin * ldr, *cdin = cd + (size_t)Cout * ldr;
+    real *wt = G > 1 ? cdin + (size_t)Cin * ldr : scratch;
     const real *xin = in, *d = dout;
     size_t ld = HW;
     if (G > 1) {
-        gather(cin, in, Cin, HW, G);
-        gather(cd, dout, Cout, HW, G);
+        gather(cin, ldr, in, Cin, HW, G);
+        gather(cd, ldr, dout, Cout, HW, G);
         xin = cin;
         d = cd;
-        ld = n;
+        ld = n = ldr;
     }
     for (int c = 0; c < Cin; c++) src[c] = xin + c * ld;
     rows_correlate(dw, Cin, Cout, d, ld, src, Cin, n);
@@ -219,8 +236,8 @@ void k_conv1x1_bwd(real *din, real *dw, real *db, const real *dout, const real *
             for (int o = 0; o < Cout; o++) wt[i * Cout + o] = w[o * Cin + i];
         for (int o = 0; o < Cout; o++) src[o] = d + o * ld;
         if (G > 1) {
-            rows_combine(cdin, n, Cin, wt, Cout, NULL, src, Cout, n);
-            scatter(din, cdin, Cin, HW, G);
+            rows_combine(cdin, ld, Cin, wt, Cout, NULL, src, Cout, ld);
+            scatter(din, cdin, ld, Cin, HW, G);
         } else
             rows_combine(din, HW, Cin, wt, Cout, NULL, src, Cout, n);
     }
