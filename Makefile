@@ -71,17 +71,20 @@ $(B)/bench/%: bench/%.c $(B)/libcglow.a
 	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(B)/libcglow.a $(LDLIBS)
 bench: $(BENCH_BIN) $(B)/cglow
 
-# ---- CUDA (not part of `all`). The test and bench link the plain float32 library (no ASan:
-# the sanitizer's shadow memory and the CUDA driver do not mix).
+# ---- CUDA (not part of `all`). The test and bench link the float32 CPU kernels and the error
+# functions only (objects of libcglow.a, without ASan: the sanitizer's shadow memory and the CUDA
+# driver do not mix), so that they build on a GPU machine without OpenBLAS, FFTW, libpng, cJSON.
+# NVCC_EXTRA adds nvcc flags (e.g. NVCC_EXTRA='-Xptxas -v' for registers and spills).
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(B)/cuda/%.o)
+CUDA_CPU_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard src/kernels/cpu/*.c)) src/util/error.c)
 $(B)/cuda/%.o: %.cu $(CUDA_HDR) include/cglow.h
-	@mkdir -p $(@D); $(NVCC) $(NVCCFLAGS) -Iinclude -Isrc -c $< -o $@
+	@mkdir -p $(@D); $(NVCC) $(NVCCFLAGS) $(NVCC_EXTRA) -Iinclude -Isrc -c $< -o $@
 $(B)/libcglow_cuda.a: $(CUDA_OBJ)
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
-$(B)/tests/test_cuda: tests/test_cuda.c tests/test.h src/kernels/cuda/kernels_cuda.h $(B)/libcglow_cuda.a $(B)/libcglow.a
-	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(B)/libcglow_cuda.a $(B)/libcglow.a $(CUDA_LDLIBS) $(LDLIBS)
-$(B)/bench/bench_cuda: bench/bench_cuda.c src/kernels/cuda/kernels_cuda.h $(B)/libcglow_cuda.a $(B)/libcglow.a
-	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(B)/libcglow_cuda.a $(B)/libcglow.a $(CUDA_LDLIBS) $(LDLIBS)
+$(B)/tests/test_cuda: tests/test_cuda.c tests/test.h src/kernels/cuda/kernels_cuda.h $(B)/libcglow_cuda.a $(CUDA_CPU_OBJ)
+	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(CUDA_CPU_OBJ) $(B)/libcglow_cuda.a $(CUDA_LDLIBS) -lm -fopenmp
+$(B)/bench/bench_cuda: bench/bench_cuda.c src/kernels/cuda/kernels_cuda.h $(B)/libcglow_cuda.a $(CUDA_CPU_OBJ)
+	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(CUDA_CPU_OBJ) $(B)/libcglow_cuda.a $(CUDA_LDLIBS) -lm -fopenmp
 ifeq ($(CUDA),1)
 cuda: $(B)/libcglow_cuda.a $(B)/tests/test_cuda $(B)/bench/bench_cuda
 CUDA_TEST_BIN := $(B)/tests/test_cuda
