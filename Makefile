@@ -85,6 +85,24 @@ $(B)/tests/test_cuda: tests/test_cuda.c tests/test.h src/kernels/cuda/kernels_cu
 	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(CUDA_CPU_OBJ) $(B)/libcglow_cuda.a $(CUDA_LDLIBS) -lm -fopenmp
 $(B)/bench/bench_cuda: bench/bench_cuda.c src/kernels/cuda/kernels_cuda.h $(B)/libcglow_cuda.a $(CUDA_CPU_OBJ)
 	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(CUDA_CPU_OBJ) $(B)/libcglow_cuda.a $(CUDA_LDLIBS) -lm -fopenmp
+# The same kernels compiled as C++20 against src/kernels/cuda/emul.h (a CPU emulation of the
+# CUDA runtime and cuBLAS: threads per block, barriers, naive GEMMs), under ASan/UBSan: test_cuda's
+# comparisons run on every machine (build/tests/test_cuda_emul, part of `make test`, no nvcc).
+EMUL_OBJ := $(CUDA_SRC:%.cu=$(B)/emul/%.o)
+EMUL_CPU_OBJ := $(CUDA_CPU_OBJ:$(B)/obj/%=$(B)/asan/%)
+$(B)/emul/%.o: %.cu $(CUDA_HDR) include/cglow.h
+	@mkdir -p $(@D); $(CXX) -x c++ -std=c++20 -DKCU_EMULATE -O1 -g $(WARN) -Wno-unknown-pragmas $(SAN) -pthread \
+		-Iinclude -Isrc -c $< -o $@
+$(B)/tests/test_cuda_emul: tests/test_cuda.c tests/test.h src/kernels/cuda/kernels_cuda.h $(EMUL_OBJ) $(EMUL_CPU_OBJ)
+	@mkdir -p $(@D) $(B)/emul; $(CC) $(CFLAGS) -O1 $(SAN) -c $< -o $(B)/emul/test_cuda.o
+	$(CXX) $(SAN) -pthread -o $@ $(B)/emul/test_cuda.o $(EMUL_OBJ) $(EMUL_CPU_OBJ) -fopenmp -lm
+# In `make test` when $(CXX) has C++20's <barrier> (EMUL=0 leaves it out).
+HASH := \#
+EMUL ?= $(shell echo '$(HASH)include <barrier>' | $(CXX) -x c++ -std=c++20 -fsyntax-only - >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(EMUL),1)
+TEST_BIN += $(B)/tests/test_cuda_emul
+endif
+
 ifeq ($(CUDA),1)
 cuda: $(B)/libcglow_cuda.a $(B)/tests/test_cuda $(B)/bench/bench_cuda
 CUDA_TEST_BIN := $(B)/tests/test_cuda

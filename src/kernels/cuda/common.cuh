@@ -3,8 +3,13 @@
 #define CGLOW_KCU_COMMON_CUH
 #include "cglow.h"
 #include "kernels/cuda/kernels_cuda.h"
+#ifdef KCU_EMULATE
+#include "kernels/cuda/emul.h"   /* CPU emulation: g++ -x c++ -std=c++20 -DKCU_EMULATE */
+#else
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#define KCU_LAUNCH(kernel, grid, block) kernel<<<(grid), (block), 0, kcu_g.stream>>>
+#endif
 
 struct kcu_ctx {
     int ready;
@@ -37,5 +42,9 @@ static inline unsigned kcu_blocks(size_t n, int threads)
     if (b > cap) b = cap;
     return (unsigned)(b ? b : 1);
 }
+#ifdef KCU_EMULATE
+#define KCU_THREADS 32   /* fewer emulated threads per block: same logic, far fewer thread starts */
+#else
 #define KCU_THREADS 256
+#endif
 #endif

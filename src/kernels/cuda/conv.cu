@@ -71,7 +71,7 @@ __global__ void bias_grad_kernel(float *__restrict__ db, const float *__restrict
     }
     sh[threadIdx.x] = acc;
     __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
         if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
         __syncthreads();
     }
@@ -91,19 +91,19 @@ extern "C" int kcu_sum_rows(float *acc, const float *x, size_t n, int G)
 {
     KCU_NEED();
     if (!n || G <= 0) return 0;
-    sum_rows_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(acc, x, n, G);
+    KCU_LAUNCH(sum_rows_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(acc, x, n, G);
     return kcu_launched("sum_rows");
 }
 
 static int bias_grad(float *db, const float *dout, int C, size_t HW, int G)
 {
-    bias_grad_kernel<<<C, KCU_THREADS, 0, kcu_g.stream>>>(db, dout, C, HW, G);
+    KCU_LAUNCH(bias_grad_kernel, C, KCU_THREADS)(db, dout, C, HW, G);
     return kcu_launched("bias_grad");
 }
 
 static int fill_bias(float *out, const float *b, int C, size_t HW, int G)
 {
-    fill_bias_kernel<<<kcu_blocks((size_t)G * C * HW, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(out, b, C, HW, G);
+    KCU_LAUNCH(fill_bias_kernel, kcu_blocks((size_t)G * C * HW, KCU_THREADS), KCU_THREADS)(out, b, C, HW, G);
     return kcu_launched("fill_bias");
 }
 
@@ -122,7 +122,7 @@ extern "C" int kcu_conv3x3_fwd(float *out, const float *in, const float *w, cons
     if (G <= 0 || HW <= 0 || Cout <= 0) return 0;
     float *col = scratch;
     const size_t total = (size_t)G * K * HW;
-    im2col3_kernel<<<kcu_blocks(total, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(col, in, Cin, H, W, G, pad);
+    KCU_LAUNCH(im2col3_kernel, kcu_blocks(total, KCU_THREADS), KCU_THREADS)(col, in, Cin, H, W, G, pad);
     int rc = kcu_launched("im2col3");
     if (rc) return rc;
     if (b && (rc = fill_bias(out, b, Cout, HW, G))) return rc;
@@ -142,7 +142,7 @@ extern "C" int kcu_conv3x3_bwd(float *din, float *dw, float *db, const float *do
     const size_t total = (size_t)G * K * HW;
     int rc;
     if (dw) {
-        im2col3_kernel<<<kcu_blocks(total, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(col, in, Cin, H, W, G, pad);
+        KCU_LAUNCH(im2col3_kernel, kcu_blocks(total, KCU_THREADS), KCU_THREADS)(col, in, Cin, H, W, G, pad);
         if ((rc = kcu_launched("im2col3"))) return rc;
         /* part[g] (Cout, K) = dout[g] (Cout, HW) col[g]^T */
         KCU_BLAS(cublasSgemmStridedBatched(kcu_g.blas, CUBLAS_OP_T, CUBLAS_OP_N, K, Cout, HW, &ONE, col, HW,
@@ -159,7 +159,7 @@ extern "C" int kcu_conv3x3_bwd(float *din, float *dw, float *db, const float *do
                                        (long long)Cout * HW, w, K, 0, &ZERO, dcol, HW, (long long)K * HW, G),
              "conv3x3 input-gradient gemm");
     const size_t nin = (size_t)G * Cin * HW;
-    col2im3_kernel<<<kcu_blocks(nin, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(din, dcol, Cin, H, W, G);
+    KCU_LAUNCH(col2im3_kernel, kcu_blocks(nin, KCU_THREADS), KCU_THREADS)(din, dcol, Cin, H, W, G);
     return kcu_launched("col2im3");
 }
 
@@ -223,7 +223,7 @@ extern "C" int kcu_relu(float *y, size_t n)
 {
     KCU_NEED();
     if (!n) return 0;
-    relu_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(y, n);
+    KCU_LAUNCH(relu_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(y, n);
     return kcu_launched("relu");
 }
 
@@ -231,7 +231,7 @@ extern "C" int kcu_relu_bwd(float *dy, const float *y, size_t n)
 {
     KCU_NEED();
     if (!n) return 0;
-    relu_bwd_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(dy, y, n);
+    KCU_LAUNCH(relu_bwd_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(dy, y, n);
     return kcu_launched("relu_bwd");
 }
 

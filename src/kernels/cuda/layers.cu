@@ -8,7 +8,7 @@
 #define INJ_LS_MIN (-6.907755278982137f) /* log(1e-3) */
 #define INJ_LS_MAX 5.0f
 #define LOG_2PI 1.8378770664093453
-#define RED_THREADS 256
+#define RED_THREADS KCU_THREADS   /* block size of the per-map reductions */
 
 #define GRID_STRIDE(i, n) \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
@@ -19,7 +19,7 @@ __device__ double block_sum(double v)
     __shared__ double sh[RED_THREADS];
     sh[threadIdx.x] = v;
     __syncthreads();
-    for (int s = RED_THREADS / 2; s > 0; s >>= 1) {
+    for (unsigned s = RED_THREADS / 2; s > 0; s >>= 1) {
         if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
         __syncthreads();
     }
@@ -57,7 +57,7 @@ extern "C" int kcu_channel_scale_fwd(float *o, const float *zs, int C, int HW, i
     KCU_NEED();
     const size_t n = (size_t)G * C * HW;
     if (!n) return 0;
-    channel_scale_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(o, zs, C, HW, n);
+    KCU_LAUNCH(channel_scale_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(o, zs, C, HW, n);
     return kcu_launched("channel_scale");
 }
 
@@ -65,7 +65,7 @@ extern "C" int kcu_channel_scale_bwd(float *dout, float *gzs, const float *o, co
 {
     KCU_NEED();
     if (C <= 0 || G <= 0 || HW <= 0) return 0;
-    channel_scale_bwd_kernel<<<C, RED_THREADS, 0, kcu_g.stream>>>(dout, gzs, o, zs, C, HW, G);
+    KCU_LAUNCH(channel_scale_bwd_kernel, C, RED_THREADS)(dout, gzs, o, zs, C, HW, G);
     return kcu_launched("channel_scale_bwd");
 }
 
@@ -87,7 +87,7 @@ extern "C" int kcu_concat_cond(float *dst, const float *xa, int xa_C, int Ca, co
     KCU_NEED();
     const size_t n = (size_t)G * (Ca + P) * HW;
     if (!n) return 0;
-    concat_cond_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(dst, xa, xa_C, Ca, c, P, HW, n);
+    KCU_LAUNCH(concat_cond_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(dst, xa, xa_C, Ca, c, P, HW, n);
     return kcu_launched("concat_cond");
 }
 
@@ -110,7 +110,7 @@ static int copy_channels(float *dst, int dC, int dc0, const float *src, int sC, 
     KCU_NEED();
     const size_t n = (size_t)G * nc * HW;
     if (!n) return 0;
-    copy_channels_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(dst, dC, dc0, src, sC, sc0, nc,
+    KCU_LAUNCH(copy_channels_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(dst, dC, dc0, src, sC, sc0, nc,
                                                                                        HW, n, add);
     return kcu_launched("copy_channels");
 }
@@ -134,7 +134,7 @@ extern "C" int kcu_axpy(float *y, float a, const float *x, size_t n)
 {
     KCU_NEED();
     if (!n) return 0;
-    axpy_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(y, a, x, n);
+    KCU_LAUNCH(axpy_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(y, a, x, n);
     return kcu_launched("axpy");
 }
 
@@ -147,7 +147,7 @@ extern "C" int kcu_clamp(float *x, size_t n, float lo, float hi)
 {
     KCU_NEED();
     if (!n) return 0;
-    clamp_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(x, n, lo, hi);
+    KCU_LAUNCH(clamp_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(x, n, lo, hi);
     return kcu_launched("clamp");
 }
 
@@ -202,7 +202,7 @@ extern "C" int kcu_coupling_fwd(float *y, const float *x, const float *o, int C,
 {
     KCU_NEED();
     if (G <= 0 || C < 2 || HW <= 0) return 0;
-    coupling_fwd_kernel<<<G, RED_THREADS, 0, kcu_g.stream>>>(y, x, o, C, HW, clamp, logdet);
+    KCU_LAUNCH(coupling_fwd_kernel, G, RED_THREADS)(y, x, o, C, HW, clamp, logdet);
     return kcu_launched("coupling_fwd");
 }
 
@@ -211,7 +211,7 @@ extern "C" int kcu_coupling_inv(float *x, const float *y, const float *o, int C,
     KCU_NEED();
     const size_t n = (size_t)G * (C / 2) * HW;
     if (!n) return 0;
-    coupling_inv_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(x, y, o, C, HW, clamp, n);
+    KCU_LAUNCH(coupling_inv_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(x, y, o, C, HW, clamp, n);
     return kcu_launched("coupling_inv");
 }
 
@@ -221,7 +221,7 @@ extern "C" int kcu_coupling_bwd(float *dx, float *dout, const float *dy, const f
     KCU_NEED();
     const size_t n = (size_t)G * (C / 2) * HW;
     if (!n) return 0;
-    coupling_bwd_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(dx, dout, dy, x, o, g, C, HW,
+    KCU_LAUNCH(coupling_bwd_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(dx, dout, dy, x, o, g, C, HW,
                                                                                       clamp, n);
     return kcu_launched("coupling_bwd");
 }
@@ -310,10 +310,10 @@ extern "C" int kcu_injector_fwd(float *y, const float *x, const float *o, int C,
     KCU_NEED();
     const size_t n = (size_t)G * C * H * W;
     if (!n) return 0;
-    injector_apply_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(y, x, o, C, H, W, n, 0);
+    KCU_LAUNCH(injector_apply_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(y, x, o, C, H, W, n, 0);
     int rc = kcu_launched("injector_fwd");
     if (rc || !logdet) return rc;
-    injector_logdet_kernel<<<G, RED_THREADS, 0, kcu_g.stream>>>(logdet, o, C, H, W);
+    KCU_LAUNCH(injector_logdet_kernel, G, RED_THREADS)(logdet, o, C, H, W);
     return kcu_launched("injector_logdet");
 }
 
@@ -322,7 +322,7 @@ extern "C" int kcu_injector_inv(float *x, const float *y, const float *o, int C,
     KCU_NEED();
     const size_t n = (size_t)G * C * H * W;
     if (!n) return 0;
-    injector_apply_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(x, y, o, C, H, W, n, 1);
+    KCU_LAUNCH(injector_apply_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(x, y, o, C, H, W, n, 1);
     return kcu_launched("injector_inv");
 }
 
@@ -333,7 +333,7 @@ extern "C" int kcu_injector_bwd(float *dx, float *dout, const float *dy, const f
     if (G <= 0 || C <= 0 || H <= 0 || W <= 0) return 0;
     const int R = (H < 5 ? H : 5) * (W < 5 ? W : 5);
     const size_t blocks = (size_t)G * C * R;
-    injector_bwd_kernel<<<(unsigned)blocks, RED_THREADS, 0, kcu_g.stream>>>(dx, dout, dy, x, o, g, C, H, W);
+    KCU_LAUNCH(injector_bwd_kernel, (unsigned)blocks, RED_THREADS)(dx, dout, dy, x, o, g, C, H, W);
     return kcu_launched("injector_bwd");
 }
 
@@ -371,7 +371,7 @@ extern "C" int kcu_prior_logp(double *logp, const float *z, int zs, const float 
 {
     KCU_NEED();
     if (G <= 0 || D <= 0) return 0;
-    prior_logp_kernel<<<G, RED_THREADS, 0, kcu_g.stream>>>(logp, z, zs, mean, logvar, ms, D);
+    KCU_LAUNCH(prior_logp_kernel, G, RED_THREADS)(logp, z, zs, mean, logvar, ms, D);
     return kcu_launched("prior_logp");
 }
 
@@ -381,7 +381,7 @@ extern "C" int kcu_prior_bwd(float *dz, float *dmean, float *dlogvar, const floa
     KCU_NEED();
     const size_t n = (size_t)G * D;
     if (!n) return 0;
-    prior_bwd_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(dz, dmean, dlogvar, z, zs, mean,
+    KCU_LAUNCH(prior_bwd_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(dz, dmean, dlogvar, z, zs, mean,
                                                                                    logvar, ms, g, D, n);
     return kcu_launched("prior_bwd");
 }
@@ -409,7 +409,7 @@ extern "C" int kcu_squeeze_fwd(float *out, const float *in, int C, int H, int W,
     KCU_NEED();
     const size_t n = (size_t)G * C * H * W;
     if (!n) return 0;
-    squeeze_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(out, in, C, H, W, n, 0);
+    KCU_LAUNCH(squeeze_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(out, in, C, H, W, n, 0);
     return kcu_launched("squeeze_fwd");
 }
 
@@ -418,7 +418,7 @@ extern "C" int kcu_squeeze_inv(float *out, const float *in, int C, int H, int W,
     KCU_NEED();
     const size_t n = (size_t)G * C * H * W;
     if (!n) return 0;
-    squeeze_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(out, in, C, H, W, n, 1);
+    KCU_LAUNCH(squeeze_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(out, in, C, H, W, n, 1);
     return kcu_launched("squeeze_inv");
 }
 
@@ -441,7 +441,7 @@ extern "C" int kcu_adam(float *p, const float *g, float *m, float *v, size_t n, 
 {
     KCU_NEED();
     if (!n) return 0;
-    adam_kernel<<<kcu_blocks(n, KCU_THREADS), KCU_THREADS, 0, kcu_g.stream>>>(p, g, m, v, n, scale, b1, b2, eps,
+    KCU_LAUNCH(adam_kernel, kcu_blocks(n, KCU_THREADS), KCU_THREADS)(p, g, m, v, n, scale, b1, b2, eps,
                                                                               step_size, sbc2);
     return kcu_launched("adam");
 }
@@ -458,13 +458,13 @@ __global__ void sum_kernel(double *out, const float *x, size_t n, int squares)
 extern "C" int kcu_sumsq(double *out, const float *x, size_t n)
 {
     KCU_NEED();
-    sum_kernel<<<1, RED_THREADS, 0, kcu_g.stream>>>(out, x, n, 1);
+    KCU_LAUNCH(sum_kernel, 1, RED_THREADS)(out, x, n, 1);
     return kcu_launched("sumsq");
 }
 
 extern "C" int kcu_sum(double *out, const float *x, size_t n)
 {
     KCU_NEED();
-    sum_kernel<<<1, RED_THREADS, 0, kcu_g.stream>>>(out, x, n, 0);
+    KCU_LAUNCH(sum_kernel, 1, RED_THREADS)(out, x, n, 0);
     return kcu_launched("sum");
 }
