@@ -788,6 +788,34 @@ static void test_coupling_chain(void)
     double *hld = to_host_d(d_ld, G), tot = 0;
     for (int g = 0; g < G; g++) tot += hld[g];
     CHECK_CLOSE(tot, ld, 1e-5);
+
+    /* the same layer through kcu_coupling_layer_* (flowlayers.cu), fresh gradients, and its inverse */
+    {
+        const kcu_net net = {d_w1, d_b1, d_w2, d_b2, d_zw, d_zb, d_zs};
+        const size_t ng[7] = {(size_t)Hd * cin * 9, (size_t)Hd, (size_t)Hd * Hd, (size_t)Hd, (size_t)C * Hd * 9,
+                              (size_t)C, (size_t)C};
+        float *gp[7];
+        for (int i = 0; i < 7; i++) gp[i] = dzero(ng[i]);
+        const kcu_net_grad gr = {gp[0], gp[1], gp[2], gp[3], gp[4], gp[5], gp[6]};
+        float *lscr = dzero(kcu_coupling_scratch(C, P, Hd, H, W, G)), *tape = dzero((size_t)G * (2 * Hd + C) * HW);
+        float *l_y = dzero(n), *l_dx = dzero(n), *l_x = dzero(n);
+        double *l_ld = dzero_d(G);
+        CHECK_OK(kcu_coupling_layer_fwd(l_y, l_ld, d_x, d_c, &net, C, P, Hd, H, W, G, clamp, tape, lscr));
+        CHECK_OK(kcu_coupling_layer_bwd(l_dx, &gr, d_dy, d_x, gl, d_c, &net, C, P, Hd, H, W, G, clamp, tape, lscr));
+        CHECK_OK(kcu_coupling_layer_inv(l_x, l_y, d_c, &net, C, P, Hd, H, W, G, clamp, lscr));
+        SYNC();
+        CHECK_DEV(l_y, y, n, "layer y");
+        CHECK_DEV(l_dx, dx, n, "layer dx");
+        CHECK_DEV(l_x, x, n, "layer inverse(forward(x))");
+        const float *want[7] = {gw1, gb1, gw2, gb2, gzw, gzb, gzs};
+        for (int i = 0; i < 7; i++) CHECK_DEV(gp[i], want[i], ng[i], "layer gradient");
+        double *lld = to_host_d(l_ld, G), lt = 0;
+        for (int g = 0; g < G; g++) lt += lld[g];
+        CHECK_CLOSE(lt, ld, 1e-5);
+        for (int i = 0; i < 7; i++) kcu_free(gp[i]);
+        kcu_free(lscr); kcu_free(tape); kcu_free(l_y); kcu_free(l_dx); kcu_free(l_x); kcu_free(l_ld);
+        free(lld);
+    }
     float *dev[] = {scr, d_x, d_c, d_dy, d_w1, d_b1, d_w2, d_b2, d_zw, d_zb, d_zs, d_in1, d_h1, d_h2, d_o, d_y,
                     d_dx, d_dout, d_dh2, d_dh1, d_din1, d_gw1, d_gb1, d_gw2, d_gb2, d_gzw, d_gzb, d_gzs};
     for (size_t i = 0; i < NCASES(dev); i++) kcu_free(dev[i]);
@@ -798,6 +826,112 @@ static void test_coupling_chain(void)
     free(hld);
 }
 
+/* ---------------------------------------------------------------- the injector layer */
+/* kcu_injector_layer_* (flowlayers.cu) against the CPU kernels run as src/model/injector.c does:
+ * the CNN on the reduced map of the broadcast condition, then the per-class affine. */
+static void test_injector_layer(void)
+{
+    static const int cases[][4] = {{4, 16, 16, 3}, {16, 4, 4, 2}, {2, 64, 64, 1}};   /* C, H, W, G */
+    const int P = 2, Hd = 16;
+    const float gl = -0.013f;
+    for (size_t k = 0; k < NCASES(cases); k++) {
+        const int C = cases[k][0], H = cases[k][1], W = cases[k][2], G = cases[k][3];
+        const int rh = red_size(H), rw = red_size(W), R = rh * rw, HW = H * W;
+        const size_t n = (size_t)G * C * HW, nw1 = (size_t)Hd * P * 9, nw2 = (size_t)Hd * Hd, nzw = (size_t)2 * C * Hd * 9;
+        float *x = hrand(n, 1), *c = hrand((size_t)G * P, 1), *dy = hrand(n, 1);
+        float *w1 = hrand(nw1, 0.3f), *b1 = hrand(Hd, 0.1f), *w2 = hrand(nw2, 0.3f), *b2 = hrand(Hd, 0.1f);
+        float *zw = hrand(nzw, 0.1f), *zb = hrand(2 * C, 0.3f), *zsc = hrand(2 * C, 0.3f);
+        /* CPU: forward of the CNN on the reduced map */
+        float *cmap = hzero((size_t)G * P * R), *a1 = hzero((size_t)G * Hd * R), *a2 = hzero((size_t)G * Hd * R);
+        float *o = hzero((size_t)G * 2 * C * R), *dout = hzero((size_t)G * 2 * C * R), *y = hzero(n), *dx = hzero(n);
+        float *gw1 = hzero(nw1), *gb1 = hzero(Hd), *gw2 = hzero(nw2), *gb2 = hzero(Hd), *gzw = hzero(nzw);
+        float *gzb = hzero(2 * C), *gzs = hzero(2 * C), *da1 = hzero((size_t)G * Hd * R), *da2 = hzero((size_t)G * Hd * R);
+        double *ld = calloc(G, sizeof(double));
+        for (int g = 0; g < G; g++)
+            for (int j = 0; j < P; j++)
+                for (int i = 0; i < R; i++) cmap[((size_t)g * P + j) * R + i] = c[g * P + j];
+        cpu_conv3x3_fwd(a1, cmap, w1, b1, P, Hd, rh, rw, G, 0);
+        k_relu(a1, (size_t)G * Hd * R);
+        cpu_conv1x1_fwd(a2, a1, w2, b2, Hd, Hd, R, G);
+        k_relu(a2, (size_t)G * Hd * R);
+        cpu_conv3x3_fwd(o, a2, zw, zb, Hd, 2 * C, rh, rw, G, 1);
+        for (int g = 0; g < G; g++)
+            for (int ch = 0; ch < 2 * C; ch++)
+                for (int i = 0; i < R; i++) o[((size_t)g * 2 * C + ch) * R + i] *= (float)exp(3.0 * zsc[ch]);
+        /* the affine, its logdet and its backward (as test_injector) */
+        for (int g = 0; g < G; g++) {
+            const float *og = o + (size_t)g * 2 * C * R;
+            float *dg = dout + (size_t)g * 2 * C * R;
+            for (int ch = 0; ch < C; ch++) {
+                for (int i = 0; i < H; i++)
+                    for (int j = 0; j < W; j++) {
+                        const int r = red_index(i, H) * rw + red_index(j, W);
+                        const float e = (float)exp((double)clamp_r(og[(C + ch) * R + r], (float)LS_MIN, 5.0f));
+                        const size_t p = ((size_t)g * C + ch) * HW + (size_t)i * W + j;
+                        y[p] = x[p] * e + og[ch * R + r];
+                        dx[p] = dy[p] * e;
+                        dg[ch * R + r] += dy[p];
+                        dg[(C + ch) * R + r] += dy[p] * e * x[p];
+                    }
+                for (int ri = 0; ri < rh; ri++)
+                    for (int rj = 0; rj < rw; rj++) {
+                        const int r = ri * rw + rj, cnt = red_count(ri, H) * red_count(rj, W);
+                        dg[(C + ch) * R + r] += gl * (float)cnt;
+                        ld[g] += (double)clamp_r(og[(C + ch) * R + r], (float)LS_MIN, 5.0f) * cnt;
+                    }
+            }
+        }
+        /* backward of the CNN */
+        for (int ch = 0; ch < 2 * C; ch++) {
+            const float f = (float)exp(3.0 * zsc[ch]);
+            double acc = 0;
+            for (int g = 0; g < G; g++)
+                for (int i = 0; i < R; i++) {
+                    const size_t q = ((size_t)g * 2 * C + ch) * R + i;
+                    acc += (double)dout[q] * o[q];
+                    dout[q] *= f;
+                }
+            gzs[ch] += (float)(3 * acc);
+        }
+        cpu_conv3x3_bwd(da2, gzw, gzb, dout, a2, zw, Hd, 2 * C, rh, rw, G, 1);
+        k_relu_bwd(da2, a2, (size_t)G * Hd * R);
+        cpu_conv1x1_bwd(da1, gw2, gb2, da2, a1, w2, Hd, Hd, R, G);
+        k_relu_bwd(da1, a1, (size_t)G * Hd * R);
+        cpu_conv3x3_bwd(NULL, gw1, gb1, da1, cmap, w1, P, Hd, rh, rw, G, 0);
+        /* GPU */
+        float *d_x = dup_dev(x, n), *d_c = dup_dev(c, (size_t)G * P), *d_dy = dup_dev(dy, n);
+        float *dp[7] = {dup_dev(w1, nw1), dup_dev(b1, Hd), dup_dev(w2, nw2), dup_dev(b2, Hd), dup_dev(zw, nzw),
+                        dup_dev(zb, 2 * C), dup_dev(zsc, 2 * C)};
+        const size_t ng[7] = {nw1, (size_t)Hd, nw2, (size_t)Hd, nzw, (size_t)2 * C, (size_t)2 * C};
+        float *gp[7];
+        for (int i = 0; i < 7; i++) gp[i] = dzero(ng[i]);
+        const kcu_net net = {dp[0], dp[1], dp[2], dp[3], dp[4], dp[5], dp[6]};
+        const kcu_net_grad gr = {gp[0], gp[1], gp[2], gp[3], gp[4], gp[5], gp[6]};
+        float *scr = dzero(kcu_injector_scratch(C, P, Hd, H, W, G)), *d_y = dzero(n), *d_dx = dzero(n), *d_x2 = dzero(n);
+        double *d_ld = dzero_d(G);
+        CHECK_OK(kcu_injector_layer_fwd(d_y, d_ld, d_x, d_c, &net, C, P, Hd, H, W, G, scr));
+        CHECK_OK(kcu_injector_layer_inv(d_x2, d_y, d_c, &net, C, P, Hd, H, W, G, scr));
+        CHECK_OK(kcu_injector_layer_bwd(d_dx, &gr, d_dy, d_x, gl, d_c, &net, C, P, Hd, H, W, G, scr));
+        SYNC();
+        char what[64];
+        snprintf(what, sizeof what, "injector layer C %d %dx%d G %d", C, H, W, G);
+        CHECK_DEV(d_y, y, n, what);
+        CHECK_DEV(d_x2, x, n, "injector layer inverse(forward(x))");
+        CHECK_DEV(d_dx, dx, n, "injector layer dx");
+        const float *want[7] = {gw1, gb1, gw2, gb2, gzw, gzb, gzs};
+        for (int i = 0; i < 7; i++) CHECK_DEV(gp[i], want[i], ng[i], "injector layer gradient");
+        double *hld = to_host_d(d_ld, G);
+        for (int g = 0; g < G; g++) CHECK_CLOSE(hld[g], ld[g], 1e-5);
+        for (int i = 0; i < 7; i++) { kcu_free(dp[i]); kcu_free(gp[i]); }
+        kcu_free(d_x); kcu_free(d_c); kcu_free(d_dy); kcu_free(scr); kcu_free(d_y); kcu_free(d_dx); kcu_free(d_x2);
+        kcu_free(d_ld);
+        float *host[] = {x, c, dy, w1, b1, w2, b2, zw, zb, zsc, cmap, a1, a2, o, dout, y, dx, gw1, gb1, gw2, gb2,
+                         gzw, gzb, gzs, da1, da2};
+        for (size_t i = 0; i < NCASES(host); i++) free(host[i]);
+        free(ld); free(hld);
+    }
+}
+
 /* ---------------------------------------------------------------- main */
 typedef struct { const char *name; void (*fn)(void); } test_entry;
 #define T(fn) {#fn, fn}
@@ -805,7 +939,7 @@ static const test_entry tests[] = {
     T(test_context),   T(test_conv3x3_fwd), T(test_conv3x3_bwd), T(test_conv1x1_fwd), T(test_conv1x1_bwd),
     T(test_relu),      T(test_linear),      T(test_channel_scale), T(test_copies),    T(test_coupling),
     T(test_injector),  T(test_prior),       T(test_squeeze),     T(test_adam),        T(test_reductions),
-    T(test_coupling_chain),
+    T(test_coupling_chain), T(test_injector_layer),
 };
 
 int main(void)

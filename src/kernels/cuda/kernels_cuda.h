@@ -141,6 +141,46 @@ int kcu_sum(double *out, const float *x, size_t n);
 /* acc[i] += sum_g x[g*n + i] (reduce per-map gradients over the group). */
 int kcu_sum_rows(float *acc, const float *x, size_t n, int G);
 
+/* ---------------------------------------------------------------- whole layers (flowlayers.cu) */
+/* The conditioner CNN of the coupling and the injector (model.md 2.2), on device tensors:
+ * h1 = relu(conv3x3(in; w1, b1, pad 0)), h2 = relu(conv1x1(h1; w2, b2)),
+ * o = (conv3x3(h2; zw, zb, pad 1)) * exp(3 zs). Shapes: in (G, Cin, H, W), h1/h2 (G, Hd, H, W),
+ * o (G, Co, H, W); w1 (Hd, Cin, 3, 3), w2 (Hd, Hd), zw (Co, Hd, 3, 3), zb and zs (Co). The
+ * pointers of a step's tensors are those of the CPU params layout at the step's offsets. */
+typedef struct { const float *w1, *b1, *w2, *b2, *zw, *zb, *zs; } kcu_net;
+typedef struct { float *w1, *b1, *w2, *b2, *zw, *zb, *zs; } kcu_net_grad;   /* accumulated (+=) */
+size_t kcu_net_scratch(int Cin, int Hd, int Co, int H, int W, int G);
+int kcu_net_fwd(float *h1, float *h2, float *o, const float *in, const kcu_net *p, int Cin, int Hd, int Co, int H,
+                int W, int G, float *scratch);
+/* dout (G, Co, H, W) = d loss / d o, used as scratch (overwritten); din may be NULL. */
+int kcu_net_bwd(float *din, const kcu_net_grad *gr, float *dout, const float *in, const float *h1, const float *h2,
+                const float *o, const kcu_net *p, int Cin, int Hd, int Co, int H, int W, int G, float *scratch);
+
+/* Coupling layer (src/model/coupling.c) on G maps: x, y (G, C, H, W), c (G, P) the scaled
+ * conditions. tape: h1, h2, o of the forward pass, (2 Hd + C) * H * W floats per map, laid out
+ * [h1 (G, Hd, HW) | h2 (G, Hd, HW) | o (G, C, HW)]; NULL in fwd = not kept (uses scratch).
+ * logdet (G doubles) accumulates; y may equal x. bwd: dx overwritten, g = d loss / d logdet. */
+size_t kcu_coupling_scratch(int C, int P, int Hd, int H, int W, int G);
+int kcu_coupling_layer_fwd(float *y, double *logdet, const float *x, const float *c, const kcu_net *p, int C, int P,
+                           int Hd, int H, int W, int G, float clamp, float *tape, float *scratch);
+int kcu_coupling_layer_inv(float *x, const float *y, const float *c, const kcu_net *p, int C, int P, int Hd, int H,
+                           int W, int G, float clamp, float *scratch);
+int kcu_coupling_layer_bwd(float *dx, const kcu_net_grad *gr, const float *dy, const float *x, float g,
+                           const float *c, const kcu_net *p, int C, int P, int Hd, int H, int W, int G, float clamp,
+                           const float *tape, float *scratch);
+
+/* Injector layer (src/model/injector.c): its CNN runs on the reduced min(H,5) x min(W,5) map of
+ * the broadcast condition (exact: see injector.c), then y = x exp(ls) + bias per border class.
+ * bwd recomputes the CNN (as the CPU does). */
+size_t kcu_injector_scratch(int C, int P, int Hd, int H, int W, int G);
+int kcu_injector_layer_fwd(float *y, double *logdet, const float *x, const float *c, const kcu_net *p, int C, int P,
+                           int Hd, int H, int W, int G, float *scratch);
+int kcu_injector_layer_inv(float *x, const float *y, const float *c, const kcu_net *p, int C, int P, int Hd, int H,
+                           int W, int G, float *scratch);
+int kcu_injector_layer_bwd(float *dx, const kcu_net_grad *gr, const float *dy, const float *x, float g,
+                           const float *c, const kcu_net *p, int C, int P, int Hd, int H, int W, int G,
+                           float *scratch);
+
 #ifdef __cplusplus
 }
 #endif
