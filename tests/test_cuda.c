@@ -932,6 +932,125 @@ static void test_injector_layer(void)
     }
 }
 
+/* ---------------------------------------------------------------- invconv, prior layer */
+static void test_invconv(void)
+{
+    static const int cases[][3] = {{4, 1024, 3}, {64, 1, 9}, {16, 16, 2}};   /* C, HW, G */
+    for (size_t k = 0; k < NCASES(cases); k++) {
+        const int C = cases[k][0], HW = cases[k][1], G = cases[k][2];
+        const size_t n = (size_t)G * C * HW, nw = (size_t)C * C;
+        float *x = hrand(n, 1), *w = hrand(nw, 0.5f), *wi = hrand(nw, 0.5f), *dy = hrand(n, 1), *dw = hrand(nw, 1);
+        float *dw0 = hdup(dw, nw), *y = hzero(n), *xi = hzero(n), *dx = hzero(n);
+        cpu_conv1x1_fwd(y, x, w, NULL, C, C, HW, G);
+        cpu_conv1x1_fwd(xi, y, wi, NULL, C, C, HW, G);
+        cpu_conv1x1_bwd(dx, dw, NULL, dy, x, w, C, C, HW, G);
+        float *d_x = dup_dev(x, n), *d_w = dup_dev(w, nw), *d_wi = dup_dev(wi, nw), *d_dy = dup_dev(dy, n);
+        float *d_dw = dup_dev(dw0, nw), *d_y = dzero(n), *d_xi = dzero(n), *d_dx = dzero(n);
+        float *scr = dzero(kcu_conv1x1_scratch(C, C, HW, G));
+        double *d_ld = dzero_d(G);
+        CHECK_OK(kcu_invconv_fwd(d_y, d_ld, 0.625, d_x, d_w, C, HW, G, scr));
+        CHECK_OK(kcu_invconv_fwd(d_y, d_ld, 0.25, d_x, d_w, C, HW, G, scr));
+        CHECK_OK(kcu_invconv_inv(d_xi, d_y, d_wi, C, HW, G, scr));
+        CHECK_OK(kcu_invconv_bwd(d_dx, d_dw, d_dy, d_x, d_w, C, HW, G, scr));
+        SYNC();
+        CHECK_DEV(d_y, y, n, "invconv y");
+        CHECK_DEV(d_xi, xi, n, "invconv inverse");
+        CHECK_DEV(d_dx, dx, n, "invconv dx");
+        CHECK_DEV(d_dw, dw, nw, "invconv dW");
+        double *ld = to_host_d(d_ld, G);
+        for (int g = 0; g < G; g++) CHECK(ld[g] == 0.875, "logdet[%d] = %g", g, ld[g]);
+        kcu_free(d_x); kcu_free(d_w); kcu_free(d_wi); kcu_free(d_dy); kcu_free(d_dw); kcu_free(d_y); kcu_free(d_xi);
+        kcu_free(d_dx); kcu_free(scr); kcu_free(d_ld);
+        free(x); free(w); free(wi); free(dy); free(dw); free(dw0); free(y); free(xi); free(dx); free(ld);
+    }
+}
+
+static void test_prior_layer(void)
+{
+    static const int cases[][2] = {{64, 3}, {2048, 2}, {4, 5}};   /* D, G */
+    const int P = 2, Hc = 8;
+    const float gl = -0.2f;
+    for (size_t k = 0; k < NCASES(cases); k++) {
+        const int D = cases[k][0], G = cases[k][1], zs = 2 * D;
+        const size_t sz[6] = {(size_t)Hc * P, (size_t)Hc, (size_t)Hc * Hc, (size_t)Hc, (size_t)D * Hc, (size_t)D};
+        float *pm[6], *pv[6], *gm[6], *gv[6];
+        for (int i = 0; i < 6; i++) {
+            pm[i] = hrand(sz[i], 0.7f); pv[i] = hrand(sz[i], 1.5f); gm[i] = hzero(sz[i]); gv[i] = hzero(sz[i]);
+        }
+        float *c = hrand((size_t)G * P, 1), *z = hrand((size_t)G * zs, 2), *dz = hrand((size_t)G * zs, 1);
+        float *mean = hzero((size_t)G * D), *lv = hzero((size_t)G * D), *dm = hzero((size_t)G * D), *dl = hzero((size_t)G * D);
+        float *a[4], *da1 = hzero((size_t)G * Hc), *da2 = hzero((size_t)G * Hc);
+        for (int i = 0; i < 4; i++) a[i] = hzero((size_t)G * Hc);
+        double *lp = calloc(G, sizeof(double));
+        /* CPU: the MLPs of prior.c, batched by the adapters */
+        float **pp[2] = {pm, pv}, **gg[2] = {gm, gv}, *outs[2] = {mean, lv}, *douts[2] = {dm, dl};
+        for (int j = 0; j < 2; j++) {
+            cpu_linear_fwd(a[2 * j], c, pp[j][0], pp[j][1], Hc, P, G);
+            k_relu(a[2 * j], (size_t)G * Hc);
+            cpu_linear_fwd(a[2 * j + 1], a[2 * j], pp[j][2], pp[j][3], Hc, Hc, G);
+            k_relu(a[2 * j + 1], (size_t)G * Hc);
+            cpu_linear_fwd(outs[j], a[2 * j + 1], pp[j][4], pp[j][5], D, Hc, G);
+        }
+        for (size_t i = 0; i < (size_t)G * D; i++) lv[i] = clamp_r(lv[i], -3.0f, 5.0f);
+        for (int g = 0; g < G; g++) {
+            double quad = 0, slv = 0;
+            for (int i = 0; i < D; i++) {
+                const float m = mean[g * D + i], v = lv[g * D + i], zz = z[(size_t)g * zs + D + i];
+                const double d = (double)zz - m;
+                quad += d * d * exp(-(double)v);
+                slv += v;
+                const float iv = (float)exp(-(double)v), df = zz - m;
+                dz[(size_t)g * zs + D + i] = -gl * df * iv;
+                dm[g * D + i] = gl * df * iv;
+                dl[g * D + i] = gl * (0.5f * df * df * iv - 0.5f);
+            }
+            lp[g] = -0.5 * quad - 0.5 * D * 1.8378770664093453 - 0.5 * slv;
+        }
+        for (int j = 0; j < 2; j++) {
+            cpu_linear_bwd(da2, gg[j][4], gg[j][5], douts[j], a[2 * j + 1], pp[j][4], D, Hc, G);
+            k_relu_bwd(da2, a[2 * j + 1], (size_t)G * Hc);
+            cpu_linear_bwd(da1, gg[j][2], gg[j][3], da2, a[2 * j], pp[j][2], Hc, Hc, G);
+            k_relu_bwd(da1, a[2 * j], (size_t)G * Hc);
+            cpu_linear_bwd(NULL, gg[j][0], gg[j][1], da1, c, pp[j][0], Hc, P, G);
+        }
+        /* GPU */
+        float *dpm[6], *dpv[6], *dgm[6], *dgv[6];
+        for (int i = 0; i < 6; i++) {
+            dpm[i] = dup_dev(pm[i], sz[i]); dpv[i] = dup_dev(pv[i], sz[i]); dgm[i] = dzero(sz[i]); dgv[i] = dzero(sz[i]);
+        }
+        const kcu_mlp mm = {dpm[0], dpm[1], dpm[2], dpm[3], dpm[4], dpm[5]}, mv = {dpv[0], dpv[1], dpv[2], dpv[3], dpv[4], dpv[5]};
+        const kcu_mlp_grad gmm = {dgm[0], dgm[1], dgm[2], dgm[3], dgm[4], dgm[5]};
+        const kcu_mlp_grad gmv = {dgv[0], dgv[1], dgv[2], dgv[3], dgv[4], dgv[5]};
+        float *d_c = dup_dev(c, (size_t)G * P), *d_z = dup_dev(z, (size_t)G * zs), *d_dz = dzero((size_t)G * zs);
+        float *scr = dzero(kcu_prior_scratch(P, Hc, D, G));
+        double *d_lp = dzero_d(G);
+        CHECK_OK(kcu_memcpy_h2d(d_dz, dz, sizeof(float) * D));   /* map 0's first half: must stay */
+        CHECK_OK(kcu_prior_layer_logp(d_lp, d_z + D, zs, d_c, &mm, &mv, P, Hc, D, G, scr));
+        CHECK_OK(kcu_prior_layer_bwd(d_dz + D, &gmm, &gmv, d_z + D, zs, gl, d_c, &mm, &mv, P, Hc, D, G, scr));
+        SYNC();
+        double *hlp = to_host_d(d_lp, G);
+        for (int g = 0; g < G; g++) CHECK_CLOSE(hlp[g], lp[g], 1e-5);
+        float *hdz = to_host(d_dz, (size_t)G * zs);
+        for (int g = 0; g < G; g++) {
+            const double e = rel_err(hdz + (size_t)g * zs + D, dz + (size_t)g * zs + D, D);
+            CHECK(e <= TOL, "prior layer dz map %d: %.3g", g, e);
+        }
+        CHECK(memcmp(hdz, dz, sizeof(float) * D) == 0, "prior layer wrote outside the latent");
+        for (int i = 0; i < 6; i++) {
+            CHECK_DEV(dgm[i], gm[i], sz[i], "prior layer mean-MLP gradient");
+            CHECK_DEV(dgv[i], gv[i], sz[i], "prior layer logvar-MLP gradient");
+        }
+        for (int i = 0; i < 6; i++) {
+            kcu_free(dpm[i]); kcu_free(dpv[i]); kcu_free(dgm[i]); kcu_free(dgv[i]);
+            free(pm[i]); free(pv[i]); free(gm[i]); free(gv[i]);
+        }
+        for (int i = 0; i < 4; i++) free(a[i]);
+        kcu_free(d_c); kcu_free(d_z); kcu_free(d_dz); kcu_free(scr); kcu_free(d_lp);
+        free(c); free(z); free(dz); free(mean); free(lv); free(dm); free(dl); free(da1); free(da2); free(lp);
+        free(hlp); free(hdz);
+    }
+}
+
 /* ---------------------------------------------------------------- main */
 typedef struct { const char *name; void (*fn)(void); } test_entry;
 #define T(fn) {#fn, fn}
@@ -939,7 +1058,7 @@ static const test_entry tests[] = {
     T(test_context),   T(test_conv3x3_fwd), T(test_conv3x3_bwd), T(test_conv1x1_fwd), T(test_conv1x1_bwd),
     T(test_relu),      T(test_linear),      T(test_channel_scale), T(test_copies),    T(test_coupling),
     T(test_injector),  T(test_prior),       T(test_squeeze),     T(test_adam),        T(test_reductions),
-    T(test_coupling_chain), T(test_injector_layer),
+    T(test_coupling_chain), T(test_injector_layer), T(test_invconv), T(test_prior_layer),
 };
 
 int main(void)

@@ -164,3 +164,87 @@ extern "C" int kcu_injector_layer_bwd(float *dx, const kcu_net_grad *gr, const f
     TRY(kcu_injector_bwd(dx, w.dout, dy, x, w.o, g, C, H, W, G));
     return kcu_net_bwd(NULL, gr, w.dout, w.cmap, w.a1, w.a2, w.o, p, P, Hd, 2 * C, w.rh, w.rw, G, w.net);
 }
+
+/* ---------------------------------------------------------------- invertible 1x1 convolution */
+extern "C" int kcu_invconv_fwd(float *y, double *logdet, double ld, const float *x, const float *w, int C, int HW,
+                               int G, float *scratch)
+{
+    TRY(kcu_conv1x1_fwd(y, x, w, NULL, C, C, HW, G, scratch));
+    return logdet ? kcu_add_scalar_d(logdet, ld, G) : 0;
+}
+
+extern "C" int kcu_invconv_inv(float *x, const float *y, const float *winv, int C, int HW, int G, float *scratch)
+{
+    return kcu_conv1x1_fwd(x, y, winv, NULL, C, C, HW, G, scratch);
+}
+
+extern "C" int kcu_invconv_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w, int C, int HW,
+                               int G, float *scratch)
+{
+    return kcu_conv1x1_bwd(dx, dw, NULL, dy, x, w, C, C, HW, G, scratch);
+}
+
+/* ---------------------------------------------------------------- conditional prior */
+/* scratch: mean, logvar, dmean, dlogvar (G, D) | acts (4 x (G, Hc)) | dacts (2 x (G, Hc)) */
+extern "C" size_t kcu_prior_scratch(int P, int Hc, int D, int G)
+{
+    (void)P;
+    return (size_t)G * (4 * (size_t)D + 6 * (size_t)Hc);
+}
+
+static int mlp_fwd(float *out, float *a1, float *a2, const float *c, const kcu_mlp *m, int P, int Hc, int D, int G)
+{
+    TRY(kcu_linear_fwd(a1, c, m->w1, m->b1, Hc, P, G));
+    TRY(kcu_relu(a1, (size_t)G * Hc));
+    TRY(kcu_linear_fwd(a2, a1, m->w2, m->b2, Hc, Hc, G));
+    TRY(kcu_relu(a2, (size_t)G * Hc));
+    return kcu_linear_fwd(out, a2, m->w3, m->b3, D, Hc, G);
+}
+
+static int mlp_bwd(const kcu_mlp_grad *gr, const float *dout, const float *a1, const float *a2, float *da1, float *da2,
+                   const float *c, const kcu_mlp *m, int P, int Hc, int D, int G)
+{
+    TRY(kcu_linear_bwd(da2, gr->w3, gr->b3, dout, a2, m->w3, D, Hc, G));
+    TRY(kcu_relu_bwd(da2, a2, (size_t)G * Hc));
+    TRY(kcu_linear_bwd(da1, gr->w2, gr->b2, da2, a1, m->w2, Hc, Hc, G));
+    TRY(kcu_relu_bwd(da1, a1, (size_t)G * Hc));
+    return kcu_linear_bwd(NULL, gr->w1, gr->b1, da1, c, m->w1, Hc, P, G);
+}
+
+typedef struct { float *mean, *logvar, *dmean, *dlogvar, *a1m, *a2m, *a1v, *a2v, *da1, *da2; } pr_ws;
+static pr_ws pr_carve(float *s, int Hc, int D, int G)
+{
+    pr_ws w;
+    const size_t nd = (size_t)G * D, nh = (size_t)G * Hc;
+    w.mean = s; w.logvar = s + nd; w.dmean = s + 2 * nd; w.dlogvar = s + 3 * nd;
+    s += 4 * nd;
+    w.a1m = s; w.a2m = s + nh; w.a1v = s + 2 * nh; w.a2v = s + 3 * nh; w.da1 = s + 4 * nh; w.da2 = s + 5 * nh;
+    return w;
+}
+
+static int mean_logvar(pr_ws *w, const float *c, const kcu_mlp *mean, const kcu_mlp *logvar, int P, int Hc, int D,
+                       int G)
+{
+    TRY(mlp_fwd(w->mean, w->a1m, w->a2m, c, mean, P, Hc, D, G));
+    TRY(mlp_fwd(w->logvar, w->a1v, w->a2v, c, logvar, P, Hc, D, G));
+    return kcu_clamp(w->logvar, (size_t)G * D, -3.0f, 5.0f);
+}
+
+extern "C" int kcu_prior_layer_logp(double *logp, const float *z, int zs, const float *c, const kcu_mlp *mean,
+                                    const kcu_mlp *logvar, int P, int Hc, int D, int G, float *scratch)
+{
+    pr_ws w = pr_carve(scratch, Hc, D, G);
+    TRY(mean_logvar(&w, c, mean, logvar, P, Hc, D, G));
+    return kcu_prior_logp(logp, z, zs, w.mean, w.logvar, D, D, G);
+}
+
+extern "C" int kcu_prior_layer_bwd(float *dz, const kcu_mlp_grad *gmean, const kcu_mlp_grad *glogvar, const float *z,
+                                   int zs, float g, const float *c, const kcu_mlp *mean, const kcu_mlp *logvar, int P,
+                                   int Hc, int D, int G, float *scratch)
+{
+    pr_ws w = pr_carve(scratch, Hc, D, G);
+    TRY(mean_logvar(&w, c, mean, logvar, P, Hc, D, G));
+    TRY(kcu_prior_bwd(dz, w.dmean, w.dlogvar, z, zs, w.mean, w.logvar, D, g, D, G));
+    TRY(mlp_bwd(gmean, w.dmean, w.a1m, w.a2m, w.da1, w.da2, c, mean, P, Hc, D, G));
+    return mlp_bwd(glogvar, w.dlogvar, w.a1v, w.a2v, w.da1, w.da2, c, logvar, P, Hc, D, G);
+}

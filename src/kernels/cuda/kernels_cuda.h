@@ -181,6 +181,31 @@ int kcu_injector_layer_bwd(float *dx, const kcu_net_grad *gr, const float *dy, c
                            const float *c, const kcu_net *p, int C, int P, int Hd, int H, int W, int G,
                            float *scratch);
 
+/* Invertible 1x1 convolution (src/model/invconv.c): y = W x at every pixel (W, W^-1 (C, C) built
+ * on the host from the LU parameters and uploaded), logdet[g] += ld (= H*W*sum(log_s), computed on
+ * the host). bwd: dW += sum_g dy x^T (feeds invconv_weight_grad), dx = W^T dy. y must not alias x. */
+int kcu_invconv_fwd(float *y, double *logdet, double ld, const float *x, const float *w, int C, int HW, int G,
+                    float *scratch);
+int kcu_invconv_inv(float *x, const float *y, const float *winv, int C, int HW, int G, float *scratch);
+int kcu_invconv_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w, int C, int HW, int G,
+                    float *scratch);
+/* v[g] += a for g < G (device doubles). */
+int kcu_add_scalar_d(double *v, double a, int G);
+
+/* Conditional prior (src/model/prior.c): mean and logvar are MLPs of c (G, P):
+ * fc3(relu(fc2(relu(fc1 c)))), fc1 (Hc, P), fc2 (Hc, Hc), fc3 (D, Hc); logvar clamped to [-3, 5]
+ * straight-through. logp[g] += log N(z_g; mean, exp(logvar)); z has row stride zs. bwd: dz
+ * overwritten (stride zs), gradients accumulate. (Learned prior: kcu_prior_logp/bwd with ms = 0
+ * and kcu_sum_rows for the gradients.) */
+typedef struct { const float *w1, *b1, *w2, *b2, *w3, *b3; } kcu_mlp;
+typedef struct { float *w1, *b1, *w2, *b2, *w3, *b3; } kcu_mlp_grad;
+size_t kcu_prior_scratch(int P, int Hc, int D, int G);
+int kcu_prior_layer_logp(double *logp, const float *z, int zs, const float *c, const kcu_mlp *mean,
+                         const kcu_mlp *logvar, int P, int Hc, int D, int G, float *scratch);
+int kcu_prior_layer_bwd(float *dz, const kcu_mlp_grad *gmean, const kcu_mlp_grad *glogvar, const float *z, int zs,
+                        float g, const float *c, const kcu_mlp *mean, const kcu_mlp *logvar, int P, int Hc, int D,
+                        int G, float *scratch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -468,3 +468,16 @@ extern "C" int kcu_sum(double *out, const float *x, size_t n)
     KCU_LAUNCH(sum_kernel, 1, RED_THREADS)(out, x, n, 0);
     return kcu_launched("sum");
 }
+
+__global__ void add_scalar_d_kernel(double *v, double a, int G)
+{
+    GRID_STRIDE(i, (size_t)G) v[i] += a;
+}
+
+extern "C" int kcu_add_scalar_d(double *v, double a, int G)
+{
+    KCU_NEED();
+    if (G <= 0) return 0;
+    KCU_LAUNCH(add_scalar_d_kernel, kcu_blocks((size_t)G, KCU_THREADS), KCU_THREADS)(v, a, G);
+    return kcu_launched("add_scalar_d");
+}
