@@ -17,6 +17,8 @@ struct kcu_ctx {
     cudaStream_t stream;
     cublasHandle_t blas;
     int sms;
+    void *ws;          /* cuBLAS workspace */
+    size_t ws_bytes;
 };
 extern kcu_ctx kcu_g;
 

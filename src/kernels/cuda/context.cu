@@ -1,6 +1,7 @@
 /* Device context: availability probe, one stream, one cuBLAS handle, allocation wrappers. */
 #include "kernels/cuda/common.cuh"
 #include <stdio.h>
+#include <stdlib.h>
 
 kcu_ctx kcu_g;
 static int probed = 0, avail = 0;
@@ -75,6 +76,14 @@ extern "C" int kcu_init(int device)
         return kcu_blas_error(s, "cublasCreate");
     }
     cublasSetStream(kcu_g.blas, kcu_g.stream);
+    /* a fixed cuBLAS workspace, so that GEMMs allocate nothing while a graph is captured */
+    kcu_g.ws_bytes = (size_t)32 << 20;
+    if ((e = cudaMalloc(&kcu_g.ws, kcu_g.ws_bytes)) != cudaSuccess) {
+        cublasDestroy(kcu_g.blas);
+        cudaStreamDestroy(kcu_g.stream);
+        return kcu_cuda_error(e, "cudaMalloc of the cuBLAS workspace");
+    }
+    cublasSetWorkspace(kcu_g.blas, kcu_g.ws, kcu_g.ws_bytes);
     /* Plain float32 GEMMs (no TF32): the tests compare with the CPU at float32 tolerance. */
     cublasSetMathMode(kcu_g.blas, CUBLAS_DEFAULT_MATH);
     kcu_g.device = device;
@@ -90,6 +99,7 @@ extern "C" void kcu_shutdown(void)
     if (!kcu_g.ready) return;
     cudaStreamSynchronize(kcu_g.stream);
     cublasDestroy(kcu_g.blas);
+    cudaFree(kcu_g.ws);
     cudaStreamDestroy(kcu_g.stream);
     kcu_g.ready = 0;
     snprintf(name, sizeof name, "none");
@@ -154,3 +164,60 @@ extern "C" int kcu_memset0(void *dst, size_t bytes)
     cudaError_t e = cudaMemsetAsync(dst, 0, bytes, kcu_g.stream);
     return e == cudaSuccess ? 0 : kcu_cuda_error(e, "memset");
 }
+
+/* ---------------------------------------------------------------- CUDA graphs */
+#ifdef KCU_EMULATE
+extern "C" int kcu_graph_begin(void) { return cglow_set_error(CGLOW_ENOTSUP, "cuda: graphs are not emulated"); }
+extern "C" int kcu_graph_end(kcu_graph **out) { *out = NULL; return kcu_graph_begin(); }
+extern "C" int kcu_graph_launch(kcu_graph *g) { (void)g; return kcu_graph_begin(); }
+extern "C" void kcu_graph_free(kcu_graph *g) { (void)g; }
+#else
+struct kcu_graph {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+};
+
+extern "C" int kcu_graph_begin(void)
+{
+    KCU_NEED();
+    cudaError_t e = cudaStreamBeginCapture(kcu_g.stream, cudaStreamCaptureModeThreadLocal);
+    return e == cudaSuccess ? 0 : kcu_cuda_error(e, "cudaStreamBeginCapture");
+}
+
+extern "C" int kcu_graph_end(kcu_graph **out)
+{
+    KCU_NEED();
+    *out = NULL;
+    kcu_graph *g = (kcu_graph *)calloc(1, sizeof *g);
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(kcu_g.stream, &graph);
+    if (e != cudaSuccess || !g) {
+        free(g);
+        if (graph) cudaGraphDestroy(graph);
+        return e != cudaSuccess ? kcu_cuda_error(e, "cudaStreamEndCapture") : cglow_set_error(CGLOW_ENOMEM, "cuda: graph: out of memory");
+    }
+    g->graph = graph;
+    if ((e = cudaGraphInstantiate(&g->exec, graph, 0)) != cudaSuccess) {
+        cudaGraphDestroy(graph);
+        free(g);
+        return kcu_cuda_error(e, "cudaGraphInstantiate");
+    }
+    *out = g;
+    return 0;
+}
+
+extern "C" int kcu_graph_launch(kcu_graph *g)
+{
+    KCU_NEED();
+    cudaError_t e = cudaGraphLaunch(g->exec, kcu_g.stream);
+    return e == cudaSuccess ? 0 : kcu_cuda_error(e, "cudaGraphLaunch");
+}
+
+extern "C" void kcu_graph_free(kcu_graph *g)
+{
+    if (!g) return;
+    cudaGraphExecDestroy(g->exec);
+    cudaGraphDestroy(g->graph);
+    free(g);
+}
+#endif

@@ -39,6 +39,15 @@ const char *kcu_device_name(void);
 void *kcu_stream(void);          /* the cudaStream_t every kcu_* call runs on */
 int kcu_sync(void);              /* waits for the stream; reports a kernel's error */
 
+/* CUDA graphs on the backend's stream: every kcu_* call between kcu_graph_begin() and
+ * kcu_graph_end() is recorded (not run); kcu_graph_launch() replays it with the same pointers and
+ * scalars. No kcu_sync / synchronous copies inside a capture. CGLOW_ENOTSUP in the emulation. */
+typedef struct kcu_graph kcu_graph;
+int kcu_graph_begin(void);
+int kcu_graph_end(kcu_graph **out);
+int kcu_graph_launch(kcu_graph *g);
+void kcu_graph_free(kcu_graph *g);
+
 void *kcu_malloc(size_t bytes);  /* cudaMalloc (never managed memory); NULL + message on failure */
 void kcu_free(void *p);
 int kcu_memcpy_h2d(void *dst, const void *src, size_t bytes);   /* synchronous */
