@@ -121,34 +121,30 @@ static double rel_err(const float *a, const float *b, size_t n)
 static void cpu_conv3x3_fwd(float *out, const float *in, const float *w, const float *b, int Cin, int Cout, int H,
                             int W, int G, float pad)
 {
-    const size_t HW = (size_t)H * W;
-    real *col = malloc(sizeof(real) * k_conv3x3_col_size(Cin, Cout, H, W));
-    for (int g = 0; g < G; g++)
-        k_conv3x3_fwd(out + g * Cout * HW, in + g * Cin * HW, w, b, Cin, Cout, H, W, pad, col);
-    free(col);
+    real *sc = malloc(sizeof(real) * k_conv3x3_scratch(Cin, Cout, H, W, G));
+    k_conv3x3_fwd(out, in, w, b, Cin, Cout, H, W, G, pad, sc);
+    free(sc);
 }
 static void cpu_conv3x3_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                             int Cin, int Cout, int H, int W, int G, float pad)
 {
-    const size_t HW = (size_t)H * W;
-    real *col = malloc(sizeof(real) * k_conv3x3_col_size(Cin, Cout, H, W));
-    for (int g = 0; g < G; g++)
-        k_conv3x3_bwd(din ? din + g * Cin * HW : NULL, dw, db, dout + g * Cout * HW, in + g * Cin * HW, w, Cin, Cout,
-                      H, W, pad, col);
-    free(col);
+    real *sc = malloc(sizeof(real) * k_conv3x3_scratch(Cin, Cout, H, W, G));
+    k_conv3x3_bwd(din, dw, db, dout, in, w, Cin, Cout, H, W, G, pad, sc);
+    free(sc);
 }
 static void cpu_conv1x1_fwd(float *out, const float *in, const float *w, const float *b, int Cin, int Cout, int HW,
                             int G)
 {
-    for (int g = 0; g < G; g++)
-        k_conv1x1_fwd(out + (size_t)g * Cout * HW, in + (size_t)g * Cin * HW, w, b, Cin, Cout, HW);
+    real *sc = malloc(sizeof(real) * k_conv1x1_scratch(Cin, Cout, HW, G));
+    k_conv1x1_fwd(out, in, w, b, Cin, Cout, HW, G, sc);
+    free(sc);
 }
 static void cpu_conv1x1_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                             int Cin, int Cout, int HW, int G)
 {
-    for (int g = 0; g < G; g++)
-        k_conv1x1_bwd(din ? din + (size_t)g * Cin * HW : NULL, dw, db, dout + (size_t)g * Cout * HW,
-                      in + (size_t)g * Cin * HW, w, Cin, Cout, HW);
+    real *sc = malloc(sizeof(real) * k_conv1x1_scratch(Cin, Cout, HW, G));
+    k_conv1x1_bwd(din, dw, db, dout, in, w, Cin, Cout, HW, G, sc);
+    free(sc);
 }
 static void cpu_linear_fwd(float *out, const float *in, const float *W, const float *b, int M, int K, int G)
 {
