@@ -130,10 +130,21 @@ void rows_combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const
     if (nv < n) combine_tail(out, ldo, O, w, ldw, bias, src, K, nv, n);
 }
 
+/* Horizontal sum by halving (vector adds, then a few scalar ones). */
+typedef real vr2 __attribute__((vector_size(VBYTES / 2), aligned(sizeof(real)), may_alias));
+typedef real vr4 __attribute__((vector_size(VBYTES / 4), aligned(sizeof(real)), may_alias));
 static inline real hsum(vr v)
 {
+    vr2 a, b;
+    memcpy(&a, &v, sizeof a);
+    memcpy(&b, (const char *)&v + sizeof a, sizeof b);
+    a += b;
+    vr4 c, d;
+    memcpy(&c, &a, sizeof c);
+    memcpy(&d, (const char *)&a + sizeof c, sizeof d);
+    c += d;
     real s = 0;
-    for (int i = 0; i < VL; i++) s += v[i];
+    for (int i = 0; i < (int)(sizeof c / sizeof(real)); i++) s += c[i];
     return s;
 }
 
@@ -148,7 +159,10 @@ void rows_correlate(real *dw, size_t ldw, int O, const real *dout, size_t ldd, c
             for (; t0 + 4 <= K; t0 += 4) {
                 const real *s0 = src[t0], *s1 = src[t0 + 1], *s2 = src[t0 + 2], *s3 = src[t0 + 3];
                 vr acc[OB][4];
-                memset(acc, 0, sizeof acc);
+#pragma GCC unroll 4
+                for (int j = 0; j < OB; j++)
+#pragma GCC unroll 4
+                    for (int i = 0; i < 4; i++) acc[j][i] = vsplat(0);
                 for (size_t p = 0; p < nv; p += VL) {
                     const vr x0 = vload(s0 + p), x1 = vload(s1 + p), x2 = vload(s2 + p), x3 = vload(s3 + p);
                     const vr y0 = vload(d0 + p), y1 = vload(d1 + p), y2 = vload(d2 + p), y3 = vload(d3 + p);
