@@ -54,6 +54,9 @@ void cglow_data_model_to_maps(const cglow_data_config *d, const float *y, size_t
                               float *out);
 /* Per map: sum over pixels of log|dy/du|, to turn model-space log p into log10-space log p. */
 double cglow_data_log_jacobian(const cglow_data_config *d, const float *y, size_t npix);
+/* The same from the log10 map u (downsampled, floored), in double: accurate also where y rounds to
+ * +-1 in float32. */
+double cglow_data_log_jacobian_log10(const cglow_data_config *d, const float *u, size_t npix);
 /* Raw parameters theta (n x P, row stride `stride`, first P columns used after `cols` selection:
  * cols = NULL means 0..P-1) -> scaled conditions c (n x P) in [-1, 1]. */
 void cglow_data_scale_cond(const cglow_data_config *d, const double *theta, size_t n, int stride,

@@ -449,8 +449,28 @@ static void test_loader(void)
     cglow_dataset_close(&ds);
 }
 
+/* The log10-space Jacobian from the log10 map equals the one from y where y is exact, and stays
+ * exact where float32 y rounds to +-1 (a floored pixel far in the tail). */
+static void test_log_jacobian_from_log10(void)
+{
+    cglow_data_config d;
+    cglow_data_config_default(&d, 2);
+    d.mu = 4.8;
+    d.sigma = 1.1;
+    float u[5] = {4.0f, 5.5f, 3.2f, 6.9f, 4.8f}, y[5];
+    CHECK(cglow_data_log10_to_model(&d, u, 1, 5, y) == 0, "to model");
+    double a = cglow_data_log_jacobian(&d, y, 5), b = cglow_data_log_jacobian_log10(&d, u, 5);
+    CHECK(fabs(a - b) < 1e-6 * fabs(b), "from y %.12g, from u %.12g", a, b);
+    float far[1] = {-8.0f};   /* d = -11.6: y = tanh(-5.8) */
+    d.sigma = 0.5;            /* d = -25.6: float y rounds to -1 */
+    double c = cglow_data_log_jacobian_log10(&d, far, 1);
+    double x = fabs((-8.0 - 4.8) / 0.5 / 2), want = -2 * (x + log1p(exp(-2 * x)) - log(2.0)) - log(2.0) - log(0.5);
+    CHECK(isfinite(c) && fabs(c - want) < 1e-12 * fabs(want), "far tail: %.15g, want %.15g", c, want);
+}
+
 int main(void)
 {
+    RUN(test_log_jacobian_from_log10);
     RUN(test_real_camels_table);
     RUN(test_table_formats_and_errors);
     RUN(test_maps_to_simulations);

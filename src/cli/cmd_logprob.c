@@ -31,16 +31,20 @@ int cmd_logprob(int argc, char **argv)
     }
     const size_t N = ds.n_maps, D = cglow_model_dim(m), P = ds.n_cond, B = (size_t)batch;
     float *raw = malloc(sizeof(float) * B * ds.height * ds.width), *x = malloc(sizeof(float) * B * D);
-    float *c = malloc(sizeof(float) * B * P);
+    float *c = malloc(sizeof(float) * B * P), *u = malloc(sizeof(float) * B * D);
     double *lp = malloc(sizeof(double) * N);
-    if (!raw || !x || !c || !lp) rc = cglow_set_error(CGLOW_ENOMEM, "out of memory");
+    if (!raw || !x || !c || !u || !lp) rc = cglow_set_error(CGLOW_ENOMEM, "out of memory");
     if (!rc) rc = cli_data_fits(m, &ds);
     for (size_t first = 0; first < N && !rc; first += B) {
         size_t n = N - first < B ? N - first : B;
         rc = cli_data_batch(m, &ds, first, n, raw, x, c);
         if (!rc) rc = cglow_log_prob(m, x, c, (int)n, lp + first);
-        if (!rc && !strcmp(space, "log10"))
-            for (size_t i = 0; i < n; i++) lp[first + i] += cglow_data_log_jacobian(cglow_model_data(m), x + i * D, D);
+        if (!rc && !strcmp(space, "log10")) {
+            /* raw still holds the maps: their log10 gives the Jacobian in double */
+            rc = cglow_data_maps_to_log10(cglow_model_data(m), raw, n, ds.height, ds.width, u, ds.maps_path, first);
+            for (size_t i = 0; !rc && i < n; i++)
+                lp[first + i] += cglow_data_log_jacobian_log10(cglow_model_data(m), u + i * D, D);
+        }
     }
     size_t bad = 0;
     for (size_t i = 0; !rc && i < N; i++) bad += !isfinite(lp[i]);
@@ -56,7 +60,7 @@ int cmd_logprob(int argc, char **argv)
                -s / N / D, bad ? "" : "");
         if (bad) fprintf(stderr, "cglow: warning: %zu maps have a non-finite log p\n", bad);
     }
-    free(raw); free(x); free(c); free(lp);
+    free(raw); free(x); free(c); free(u); free(lp);
     cglow_dataset_close(&ds);
     cglow_model_free(m);
     return rc;

@@ -161,6 +161,20 @@ double cglow_data_log_jacobian(const cglow_data_config *d, const float *y, size_
     return s - (double)npix * (log(2.0) + ls);
 }
 
+double cglow_data_log_jacobian_log10(const cglow_data_config *d, const float *u, size_t npix)
+{
+    double ls = log(d->sigma);
+    if (d->squash != CGLOW_SQUASH_SIGMOID) return -(double)npix * ls;
+    /* log(1 - tanh(x)^2) = -2 log cosh(x), x = d/2, in double from the log10 map itself: exact
+     * where a float y would have rounded to +-1 (a floored pixel is far in the tail) */
+    double s = 0;
+    for (size_t i = 0; i < npix; i++) {
+        double x = fabs(((double)u[i] - d->mu) / d->sigma / 2);
+        s += -2 * (x + log1p(exp(-2 * x)) - log(2.0));
+    }
+    return s - (double)npix * (log(2.0) + ls);
+}
+
 /* Streaming mean / variance (Chan et al. pairwise merge), for fitting over many maps. */
 typedef struct { double n, mean, m2; } moments;
 static void moments_merge(moments *a, const moments *b)
