@@ -12,8 +12,21 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 LIB_SRC := $(shell find src -name '*.c' -not -path 'src/cli/*' -not -path 'src/kernels/cuda/*' | sort)
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
-TEST_SRC := $(sort $(wildcard tests/test_*.c))
-BENCH_SRC := $(sort $(wildcard bench/*.c))
+TEST_SRC := $(filter-out tests/test_cuda.c,$(sort $(wildcard tests/test_*.c)))
+BENCH_SRC := $(filter-out bench/bench_cuda.c,$(sort $(wildcard bench/*.c)))
+
+# CUDA backend (src/kernels/cuda): built only when nvcc exists (CUDA=0 turns it off). `make cuda`
+# builds build/libcglow_cuda.a, build/tests/test_cuda and build/bench/bench_cuda; `make test` then
+# also builds and runs test_cuda, which prints SKIP lines on a machine without a GPU.
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CUDA ?= $(if $(NVCC),1,0)
+CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(NVCC)))
+CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
+NVCCFLAGS ?= -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
+             -lineinfo -Xcompiler -Wall,-Wextra,-Wno-unused-parameter
+CUDA_SRC := $(sort $(wildcard src/kernels/cuda/*.cu))
+CUDA_HDR := $(wildcard src/kernels/cuda/*.h src/kernels/cuda/*.cuh)
+CUDA_LDLIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
 
 B := build
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -23,7 +36,7 @@ ASAN_OBJ  := $(LIB_SRC:%.c=$(B)/asan/%.o)
 ASAN64_OBJ := $(LIB_SRC:%.c=$(B)/asan64/%.o)
 ASANCLI_OBJ := $(CLI_SRC:%.c=$(B)/asan/%.o)
 
-.PHONY: all test demo deps clean bench
+.PHONY: all test demo deps clean bench cuda
 all: $(B)/cglow $(B)/libcglow.a
 
 $(B)/libcglow.a: $(LIB_OBJ)
@@ -58,11 +71,52 @@ $(B)/bench/%: bench/%.c $(B)/libcglow.a
 	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(B)/libcglow.a $(LDLIBS)
 bench: $(BENCH_BIN) $(B)/cglow
 
+# ---- CUDA (not part of `all`). The test and bench link the float32 CPU kernels and the error
+# functions only (objects of libcglow.a, without ASan: the sanitizer's shadow memory and the CUDA
+# driver do not mix), so that they build on a GPU machine without OpenBLAS, FFTW, libpng, cJSON.
+# NVCC_EXTRA adds nvcc flags (e.g. NVCC_EXTRA='-Xptxas -v' for registers and spills).
+CUDA_OBJ := $(CUDA_SRC:%.cu=$(B)/cuda/%.o)
+CUDA_CPU_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard src/kernels/cpu/*.c)) src/util/error.c)
+$(B)/cuda/%.o: %.cu $(CUDA_HDR) include/cglow.h
+	@mkdir -p $(@D); $(NVCC) $(NVCCFLAGS) $(NVCC_EXTRA) -Iinclude -Isrc -c $< -o $@
+$(B)/libcglow_cuda.a: $(CUDA_OBJ)
+	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
+$(B)/tests/test_cuda: tests/test_cuda.c tests/test.h src/kernels/cuda/kernels_cuda.h $(B)/libcglow_cuda.a $(CUDA_CPU_OBJ)
+	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(CUDA_CPU_OBJ) $(B)/libcglow_cuda.a $(CUDA_LDLIBS) -lm -fopenmp
+$(B)/bench/bench_cuda: bench/bench_cuda.c src/kernels/cuda/kernels_cuda.h $(B)/libcglow_cuda.a $(CUDA_CPU_OBJ)
+	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(CUDA_CPU_OBJ) $(B)/libcglow_cuda.a $(CUDA_LDLIBS) -lm -fopenmp
+# The same kernels compiled as C++20 against src/kernels/cuda/emul.h (a CPU emulation of the
+# CUDA runtime and cuBLAS: threads per block, barriers, naive GEMMs), under ASan/UBSan: test_cuda's
+# comparisons run on every machine (build/tests/test_cuda_emul, part of `make test`, no nvcc).
+EMUL_OBJ := $(CUDA_SRC:%.cu=$(B)/emul/%.o)
+EMUL_CPU_OBJ := $(CUDA_CPU_OBJ:$(B)/obj/%=$(B)/asan/%)
+$(B)/emul/%.o: %.cu $(CUDA_HDR) include/cglow.h
+	@mkdir -p $(@D); $(CXX) -x c++ -std=c++20 -DKCU_EMULATE -O1 -g $(WARN) -Wno-unknown-pragmas $(SAN) -pthread \
+		-Iinclude -Isrc -c $< -o $@
+$(B)/tests/test_cuda_emul: tests/test_cuda.c tests/test.h src/kernels/cuda/kernels_cuda.h $(EMUL_OBJ) $(EMUL_CPU_OBJ)
+	@mkdir -p $(@D) $(B)/emul; $(CC) $(CFLAGS) -O1 $(SAN) -c $< -o $(B)/emul/test_cuda.o
+	$(CXX) $(SAN) -pthread -o $@ $(B)/emul/test_cuda.o $(EMUL_OBJ) $(EMUL_CPU_OBJ) -fopenmp -lm
+# In `make test` when $(CXX) has C++20's <barrier> (EMUL=0 leaves it out).
+HASH := \#
+EMUL ?= $(shell echo '$(HASH)include <barrier>' | $(CXX) -x c++ -std=c++20 -fsyntax-only - >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(EMUL),1)
+TEST_BIN += $(B)/tests/test_cuda_emul
+endif
+
+ifeq ($(CUDA),1)
+cuda: $(B)/libcglow_cuda.a $(B)/tests/test_cuda $(B)/bench/bench_cuda
+CUDA_TEST_BIN := $(B)/tests/test_cuda
+else
+cuda:
+	@echo "make cuda: no nvcc found (set NVCC=/path/to/nvcc)"; exit 1
+CUDA_TEST_BIN :=
+endif
+
 deps:
 	@bash scripts/install-deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all $(B)/cglow_asan $(TEST_BIN)
+	@$(MAKE) --no-print-directory all $(B)/cglow_asan $(TEST_BIN) $(CUDA_TEST_BIN)
 	@bash tests/run_tests.sh
 
 demo: deps

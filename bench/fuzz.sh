@@ -1,14 +1,39 @@
 #!/usr/bin/env bash
-# Fuzzes the .npy reader (and the table parser) with libFuzzer under ASan/UBSan for a fixed time.
-#   bash bench/fuzz.sh [SECONDS=60]
+# Fuzzes the .npy reader (and the table parser), or the safetensors reader and checkpoint loader,
+# with libFuzzer under ASan/UBSan for a fixed time.
+#   bash bench/fuzz.sh [SECONDS=60] [npy|safetensors]
 # Builds build/fuzz/fuzz_npy with clang-14, seeds a corpus with valid and broken .npy files and
 # text tables, runs one job, and reports executions and whether anything crashed.
 set -eu
 cd "$(dirname "$0")/.."
 secs=${1:-60}
+target=${2:-npy}
 CC=${FUZZ_CC:-clang-14}
 out=build/fuzz
 mkdir -p "$out/corpus" "$out/crashes"
+if [ "$target" = safetensors ]; then
+    mkdir -p "$out/st-corpus" "$out/st-crashes"
+    $CC -g -O1 -std=c11 -D_GNU_SOURCE -DCGLOW_LIBFUZZER -fopenmp -fsanitize=fuzzer,address,undefined \
+        -fno-sanitize-recover=undefined -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu bench/fuzz_safetensors.c \
+        $(find src -name '*.c' -not -path 'src/cli/*' -not -path 'src/kernels/cuda/*') \
+        -lopenblas -lfftw3f -lfftw3 -lpng -lcjson -lm -o "$out/fuzz_safetensors"
+    # seeds: small checkpoints of both prior kinds and the tiny reference fixtures
+    make -s build/cglow >/dev/null
+    build/cglow init --levels 1 --steps 1 --hidden 2 --size 4 --out "$out/st-corpus/seed-cond.safetensors" >/dev/null
+    build/cglow init --levels 1 --steps 1 --hidden 2 --size 4 --prior learned --out "$out/st-corpus/seed-learned.safetensors" >/dev/null
+    for f in ../shared/fixtures/tiny-*/model.safetensors; do [ -f "$f" ] && cp "$f" "$out/st-corpus/seed-$(basename $(dirname $f)).safetensors"; done
+    log=$out/fuzz_safetensors.log
+    set +e
+    OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 "$out/fuzz_safetensors" "$out/st-corpus" -max_total_time="$secs" \
+        -max_len=70000 -rss_limit_mb=2048 -artifact_prefix="$out/st-crashes/" -print_final_stats=1 > "$log" 2>&1
+    rc=$?
+    set -e
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+    crashes=$(ls "$out/st-crashes" | wc -l)
+    echo "fuzz_safetensors: ${secs} s, ${execs} executions, corpus $(ls "$out/st-corpus" | wc -l) files, crashes: ${crashes}, exit ${rc}"
+    [ "$rc" = 0 ] && [ "$crashes" = 0 ]
+    exit
+fi
 $CC -g -O1 -std=c11 -D_GNU_SOURCE -DCGLOW_LIBFUZZER -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -Iinclude -Isrc bench/fuzz_npy.c src/io/npy.c src/data/table.c src/util/fileio.c src/util/error.c -lm -o "$out/fuzz_npy"
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the C test binaries (under ASan/UBSan), the command-line tests and the Python
 # interoperability tests (numpy, safetensors, Pylians3, PyTorch in a venv made here).
-# Each test prints "PASS name" or "FAIL name"; the last line is "N passed, N failed".
+# Each test prints "PASS name" or "FAIL name" (or "SKIP name (reason)" when it cannot run here, e.g.
+# the CUDA tests without a GPU); the last line is "N passed, N failed", with ", N skipped" added
+# when some were skipped.
 set -u
 cd "$(dirname "$0")/.."
 export CGLOW_SHARED=${CGLOW_SHARED:-$(cd .. && pwd)/shared}
@@ -11,15 +13,15 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export CGLOW=build/cglow_asan
 log=$CGLOW_TEST_TMP/log
-pass=0; fail=0
+pass=0; fail=0; skip=0
 
 count() {   # $1 = name of the suite, $2 = its output file, $3 = its exit code
-    local p f
-    p=$(grep -c '^PASS ' "$2"); f=$(grep -c '^FAIL ' "$2")
+    local p f s
+    p=$(grep -c '^PASS ' "$2"); f=$(grep -c '^FAIL ' "$2"); s=$(grep -c '^SKIP ' "$2")
     if [ "$3" != 0 ] && [ "$f" = 0 ]; then
         echo "FAIL $1 (exit $3 with no failing test: crash or sanitizer report)"; f=1
     fi
-    pass=$((pass + p)); fail=$((fail + f))
+    pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
 }
 
 for t in build/tests/test_*; do
@@ -58,5 +60,5 @@ if ls tests/py/test_*.py >/dev/null 2>&1; then
 fi
 
 rm -rf "$CGLOW_TEST_TMP"
-echo "$pass passed, $fail failed"
+if [ "$skip" -gt 0 ]; then echo "$pass passed, $fail failed, $skip skipped"; else echo "$pass passed, $fail failed"; fi
 [ "$fail" = 0 ]

@@ -1,5 +1,6 @@
 /* A tiny test harness: each tests/test_*.c is one binary whose main() RUNs its tests; each test
- * prints "PASS name" or "FAIL name" and tests/run_tests.sh counts them. */
+ * prints "PASS name" or "FAIL name" and tests/run_tests.sh counts them. A test that cannot run on
+ * this machine (no GPU) prints "SKIP name (reason)" instead: counted apart, never as a pass. */
 #ifndef CGLOW_TEST_H
 #define CGLOW_TEST_H
 #include <math.h>
@@ -37,6 +38,11 @@ static void run_test(const char *name, void (*fn)(void))
     fflush(stdout);
 }
 #define RUN(fn) run_test(#fn, fn)
+static inline void skip_test(const char *name, const char *why)
+{
+    printf("SKIP %s (%s)\n", name, why);
+    fflush(stdout);
+}
 #define TEST_MAIN_END() return t_fail ? 1 : 0
 
 /* Where ../shared is (fixtures, data); CGLOW_SHARED overrides. */

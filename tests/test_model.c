@@ -40,10 +40,12 @@ static void test_invertibility_preset(void)
     cglow_config_preset(&c, "higlow");
     cglow_model *m;
     CHECK(cglow_model_create(&c, 1, &m) == 0, "create: %s", cglow_last_error());
-    /* Random init (orthogonal invconvs, random CNNs and priors) plus non-zero zeroconvs, so
-     * that nothing is an identity; 140 steps of fully random LU factors would be hopelessly
-     * ill-conditioned, as no trained model is. */
-    perturb_some(m, 0.01, ".zero.");
+    /* Random init (orthogonal invconvs, random CNNs and priors) plus non-zero zeroconvs
+     * N(0, 0.005^2), so that nothing is an identity. The round trip's float32 error grows with
+     * the flow's conditioning: the latents themselves are rounded to float32 and the inverse
+     * amplifies that by 1/sigma_min of the Jacobian. At N(0, 0.01^2) it is ~1e-4, and with the
+     * fixture's fully random LU factors ~2e-2 (in float64 it is 1e-10: test_flow64). */
+    perturb_some(m, 0.005, ".zero.");
     const int n = 2;
     const size_t D = cglow_model_dim(m);
     float *x = malloc(sizeof(float) * n * D), *z = malloc(sizeof(float) * n * D), *back = malloc(sizeof(float) * n * D);

@@ -126,10 +126,11 @@ int cmd_train(int argc, char **argv)
     const char *maps = NULL, *params = NULL, *out = NULL, *init = NULL, *split = "within";
     long epochs = -1, steps = -1, batch = 64, seed = 0, threads = 0, warmup = 0, ckpt_every = 0, patience = 10;
     long eval_max = 1024;
+    double max_minutes = 0;
     double lr = 3e-4, clip = 2, factor = 0.8, min_lr = 1e-5, holdout = 0.1;
     int resume = 0, no_augment = 0, quiet = 0;
     model_flag_values mv;
-    enum { NEXTRA = 22 };
+    enum { NEXTRA = 23 };
     cli_flag flags[MODEL_FLAG_COUNT + NEXTRA];
     model_flags_declare(flags, &mv);
     /* --steps means optimiser steps here (model.md section 8); K is --flow-steps */
@@ -158,6 +159,7 @@ int cmd_train(int argc, char **argv)
         {"holdout-fraction", FLAG_DOUBLE, &holdout, "fraction of simulations held out with --split holdout (0.1)", 0, 0},
         {"eval-max", FLAG_INT, &eval_max, "test maps scored at each epoch end (1024)", 0, 0},
         {"quiet", FLAG_BOOL, &quiet, "no progress line", 0, 0},
+        {"max-minutes", FLAG_DOUBLE, &max_minutes, "also stop (with a checkpoint) after this much wall time", 0, 0},
     };
     for (int i = 0; i < NEXTRA; i++) flags[MODEL_FLAG_COUNT + i] = extra[i];
     int help, rc = cli_parse("train", "Train a conditional Glow on maps + parameters (model.md section 3).", flags,
@@ -258,7 +260,9 @@ int cmd_train(int argc, char **argv)
     progress_start(&pr, target - st.step, "maps");
     const long step0 = st.step;
     double t0 = now_seconds(), ema = NAN;
+    int out_of_time = 0;
     while (st.step < target && !stop_requested) {
+        if (max_minutes > 0 && now_seconds() - t0 > 60 * max_minutes) { out_of_time = 1; break; }
         int n, got = cglow_loader_next_batch(L, x, c, &n);
         if (got < 0) { rc = cli_fail_lib(); goto done; }
         if (got == 0) {   /* the loader's epoch ended early (cannot happen with seek below); move on */
@@ -310,7 +314,12 @@ int cmd_train(int argc, char **argv)
         double el = now_seconds() - t0;
         printf("wrote %s (step %ld, epoch %ld, %.1f maps/s, %ld skipped steps)%s\n", mpath, st.step, st.epoch,
                el > 0 ? (st.step - step0) * (double)B / el : 0, cglow_trainer_skipped(t),
-               stop_requested ? " - interrupted, resume with --resume" : "");
+               stop_requested ? " - interrupted, resume with --resume"
+               : out_of_time ? " - time budget reached, continue with --resume" : "");
+        char png[4096];
+        snprintf(png, sizeof png, "%s/loss.png", out);
+        if (st.epoch > 0 && cglow_plot_available() && cglow_plot_loss(png, lpath))
+            fprintf(stderr, "cglow: warning: %s\n", cglow_last_error());
     }
     if (stop_requested) rc = 130;
 done:

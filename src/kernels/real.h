@@ -17,6 +17,10 @@ typedef float real;
 #define REAL_NAME "float32"
 #endif
 
-static inline real sigmoid_r(real x) { return (real)1 / ((real)1 + (real)exp(-(double)x)); }
+#ifdef CGLOW_DOUBLE
+static inline real sigmoid_r(real x) { return 1 / (1 + exp(-x)); }
+#else
+static inline real sigmoid_r(real x) { return 1.0f / (1.0f + expf(-x)); }
+#endif
 static inline real clamp_r(real x, real lo, real hi) { return x < lo ? lo : x > hi ? hi : x; }
 #endif

@@ -1,35 +1,45 @@
 /* The whole flow (model.md 2.1): blocks of squeeze -> K x (invconv, injector, coupling) -> split,
- * a final block without squeeze or split, and the priors. One map at a time per thread; OpenMP
- * over the maps of a batch (static schedule, so sums are reproducible for a thread count).
+ * a final block without squeeze or split, and the priors.
+ *
+ * Each thread takes groups of up to GROUP maps (OpenMP, static schedule, so sums are reproducible
+ * for a thread count). Blocks with large maps run one map at a time (their rows are long and
+ * their working set stays in cache); the deep blocks, whose maps are 8x8 .. 1x1, run the group
+ * together so that the kernels see long rows.
  *
  * Training needs no batch-sized activation store: the loss is a mean of per-map terms with a
- * fixed weight, so each thread runs one map's forward (saving that map's activations on its tape)
- * and immediately its backward, accumulating gradients in its own buffer. */
+ * fixed weight, so each thread runs one group's forward (saving its activations on the thread's
+ * tape) and at once its backward, accumulating gradients in the thread's own buffer. */
 #include "model/model.h"
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define GROUP 8
+#define BIG_MAP 256   /* pixels from which a block runs map by map */
+
 struct flow_work {
     int nthreads;
     size_t per_thread;     /* elements of one thread's region */
     size_t acc_size;       /* nparams + wsize, when with_tape */
+    size_t ws_size;        /* layer scratch */
+    size_t inj_size;       /* the injector nets of a group */
     real *mem;
 };
 
-/* One thread's region: h, t, dh, dt (dim each), input copy (dim + P), layer scratch,
- * one map's tape, gradient accumulator (params layout) and dW accumulator. */
-typedef struct { real *h, *t, *dh, *dt, *xin, *cin, *ws, *tape, *acc, *accw; } thread_bufs;
+/* One thread's region: h, t, dh, dt (GROUP * dim each), conditions, layer scratch, the group's
+ * tape, gradient accumulator (params layout) and dW accumulator. */
+typedef struct { real *h, *t, *dh, *dt, *c, *ws, *inj, *tape, *acc, *accw; } thread_bufs;
+
+static inline int block_group(const block_info *b, int G) { return b->H * b->W >= BIG_MAP ? 1 : G; }
 
 static size_t layer_scratch(const cglow_model *m)
 {
     size_t mx = 0;
     for (int bi = 0; bi < m->nblocks; bi++) {
         const block_info *b = &m->blocks[bi];
-        size_t a = injector_scratch_size(m, b), c = coupling_scratch_size(m, b), p = prior_scratch_size(m, b);
-        if (a > mx) mx = a;
-        if (c > mx) mx = c;
-        if (p > mx) mx = p;
+        const int G = block_group(b, GROUP), HW = b->H * b->W;
+        size_t s[3] = {coupling_scratch_size(m, b, G), prior_scratch_size(m, b), k_conv1x1_scratch(b->C, b->C, HW, G)};
+        for (int i = 0; i < 3; i++) if (s[i] > mx) mx = s[i];
     }
     return mx;
 }
@@ -41,7 +51,13 @@ flow_work *flow_work_create(const cglow_model *m, int max_batch, int with_tape)
     if (!w) return NULL;
     w->nthreads = cglow_get_threads();
     w->acc_size = with_tape ? m->nparams + m->wsize : 0;
-    w->per_thread = 5 * m->dim + CGLOW_MAX_COND + layer_scratch(m) + (with_tape ? m->tape_size : 0) + w->acc_size;
+    w->ws_size = layer_scratch(m);
+    for (int bi = 0; bi < m->nblocks; bi++) {
+        size_t s = injector_net_size(m, &m->blocks[bi], GROUP);
+        if (s > w->inj_size) w->inj_size = s;
+    }
+    w->per_thread = 4 * GROUP * m->dim + GROUP * CGLOW_MAX_COND + w->ws_size + w->inj_size +
+                    (with_tape ? GROUP * m->tape_size : 0) + w->acc_size;
     w->per_thread = (w->per_thread + 15) & ~(size_t)15;   /* 64-byte aligned regions */
     w->mem = aligned_alloc(64, sizeof(real) * w->per_thread * w->nthreads);
     if (!w->mem) { free(w); return NULL; }
@@ -59,14 +75,15 @@ static thread_bufs bufs_of(const cglow_model *m, flow_work *w, int tid)
 {
     thread_bufs b;
     real *p = w->mem + (size_t)tid * w->per_thread;
-    b.h = p; p += m->dim;
-    b.t = p; p += m->dim;
-    b.dh = p; p += m->dim;
-    b.dt = p; p += m->dim;
-    b.xin = p; p += m->dim;
-    b.cin = p; p += CGLOW_MAX_COND;
-    b.ws = p; p += layer_scratch(m);
-    b.tape = w->acc_size ? p : NULL; p += w->acc_size ? m->tape_size : 0;
+    const size_t D = GROUP * m->dim;
+    b.h = p; p += D;
+    b.t = p; p += D;
+    b.dh = p; p += D;
+    b.dt = p; p += D;
+    b.c = p; p += GROUP * CGLOW_MAX_COND;
+    b.ws = p; p += w->ws_size;
+    b.inj = p; p += w->inj_size;
+    b.tape = w->acc_size ? p : NULL; p += w->acc_size ? GROUP * m->tape_size : 0;
     b.acc = w->acc_size ? p : NULL;
     b.accw = w->acc_size ? p + m->nparams : NULL;
     return b;
@@ -96,112 +113,165 @@ void model_update_winv(cglow_model *m)
 
 #define SWAP(a, b) do { real *t_ = (a); (a) = (b); (b) = t_; } while (0)
 
-/* log p(x|c) of one map; z (may be NULL) receives the latents; tape (may be NULL) the
- * activations backward needs. */
-static double map_forward(const cglow_model *m, const real *x, const real *c, real *z, real *tape, thread_bufs *tb)
+/* The tape of step k of block b for the subgroup starting at map g0 of size gb (G maps in all). */
+static real *step_tape(const cglow_model *m, const block_info *b, real *tape, int G, int k, int g0)
 {
-    const real *P = m->params;
-    real *h = tb->h, *t = tb->t;
-    int Cin = m->cfg.in_channels, Hin = m->cfg.height, Win = m->cfg.width;
-    memcpy(h, x, sizeof(real) * m->dim);
-    double logp = 0;
-    for (int bi = 0; bi < m->nblocks; bi++) {
-        const block_info *b = &m->blocks[bi];
-        const int C = b->C, HW = b->H * b->W;
-        const size_t chw = (size_t)C * HW, sts = step_tape_size(m, b);
-        if (!b->final) { squeeze_fwd(t, h, Cin, Hin, Win); SWAP(h, t); }
-        for (int k = 0; k < m->cfg.steps; k++) {
-            const step_offsets *s = &b->steps[k];
-            real *st = tape ? tape + b->tape_off + k * sts : NULL;
-            if (st) memcpy(st, h, sizeof(real) * chw);
-            logp += invconv_fwd(t, h, m->wfwd + s->wc, P, s, C, HW);
-            SWAP(h, t);
-            if (st) memcpy(st + chw, h, sizeof(real) * chw);
-            logp += injector_fwd(t, h, c, P, s, m, b, tb->ws);
-            SWAP(h, t);
-            if (st) memcpy(st + 2 * chw, h, sizeof(real) * chw);
-            logp += coupling_fwd(t, h, c, P, s, m, b, st ? st + 3 * chw : NULL, tb->ws);
-            SWAP(h, t);
-        }
-        if (tape) memcpy(tape + b->tape_off + m->cfg.steps * sts, h, sizeof(real) * chw);
-        const real *zb = b->final ? h : h + chw / 2;
-        logp += prior_logp(zb, c, P, m, b, tb->ws);
-        if (z) memcpy(z + b->zoff, zb, sizeof(real) * b->zdim);
-        Cin = C / 2; Hin = b->H; Win = b->W;
-    }
-    return logp;
+    return tape + b->tape_off * G + (size_t)k * step_tape_size(m, b) * G + (size_t)g0 * step_tape_size(m, b);
 }
 
-/* Backward of one map from its tape; g = d loss / d log p(x|c). Accumulates into acc (params
- * layout) and accw (invconv dW). */
-static void map_backward(const cglow_model *m, const real *c, const real *tape, real g, thread_bufs *tb)
+/* One flow step forward on maps g0..g0+gb-1 of the group (h, t: (G, C, HW)); net: the step's
+ * injector net, already run for the whole group. */
+static void step_forward(const cglow_model *m, const block_info *b, int k, real *h, real *t, const real *c,
+                         int g0, int gb, int G, real *tape, real *ws, const inj_net *net, double *ld)
 {
     const real *P = m->params;
+    const step_offsets *s = &b->steps[k];
+    const int C = b->C, HW = b->H * b->W, Pc = m->cfg.cond_features;
+    const size_t chw = (size_t)C * HW * gb, off = (size_t)g0 * C * HW;
+    real *x = h + off, *y = t + off;
+    const real *cg = c + (size_t)g0 * Pc;
+    real *st = tape ? step_tape(m, b, tape, G, k, g0) : NULL;
+    if (st) memcpy(st, x, sizeof(real) * chw);
+    const double lc = invconv_fwd(y, x, m->wfwd + s->wc, P, s, C, HW, gb, ws);
+    for (int g = 0; g < gb; g++) ld[g0 + g] += lc;
+    if (st) memcpy(st + chw, y, sizeof(real) * chw);
+    injector_apply_fwd(x, y, net, b, g0, gb, ld + g0);
+    if (st) memcpy(st + 2 * chw, x, sizeof(real) * chw);
+    coupling_fwd(y, x, cg, P, s, m, b, gb, st ? st + 3 * chw : NULL, ws, ld + g0);
+    memcpy(x, y, sizeof(real) * chw);
+}
+
+/* log p(x|c) of G maps (x: (G, dim)); z (may be NULL) receives the latents (G, dim); tape (may
+ * be NULL) the activations backward needs. */
+static void group_forward(const cglow_model *m, const real *x, const real *c, int G, real *z, real *tape,
+                          thread_bufs *tb, double *logp)
+{
+    real *h = tb->h, *t = tb->t;
+    int Cin = m->cfg.in_channels, Hin = m->cfg.height, Win = m->cfg.width;
+    memcpy(h, x, sizeof(real) * m->dim * G);
+    double ld[GROUP] = {0};
+    for (int bi = 0; bi < m->nblocks; bi++) {
+        const block_info *b = &m->blocks[bi];
+        const int C = b->C, HW = b->H * b->W, gb = block_group(b, G);
+        const size_t chw = (size_t)C * HW;
+        if (!b->final) {
+            for (int g = 0; g < G; g++) squeeze_fwd(t + g * chw, h + g * chw, Cin, Hin, Win);
+            SWAP(h, t);
+        }
+        inj_net net;
+        injector_net_carve(&net, m, b, G, tb->inj);
+        for (int k = 0; k < m->cfg.steps; k++) {
+            injector_net_fwd(&net, c, m->params, &b->steps[k], m, b);
+            for (int g0 = 0; g0 < G; g0 += gb) step_forward(m, b, k, h, t, c, g0, gb, G, tape, tb->ws, &net, ld);
+        }
+        if (tape) memcpy(tape + b->tape_off * G + (size_t)m->cfg.steps * step_tape_size(m, b) * G, h, sizeof(real) * chw * G);
+        for (int g = 0; g < G; g++) {
+            const real *zb = h + g * chw + (b->final ? 0 : chw / 2);
+            ld[g] += prior_logp(zb, c + (size_t)g * m->cfg.cond_features, m->params, m, b, tb->ws);
+            if (z) memcpy(z + (size_t)g * m->dim + b->zoff, zb, sizeof(real) * b->zdim);
+        }
+        if (!b->final)   /* keep the continuing halves, packed (G, C/2, HW) */
+            for (int g = 1; g < G; g++) memmove(h + g * chw / 2, h + g * chw, sizeof(real) * chw / 2);
+        Cin = C / 2; Hin = b->H; Win = b->W;
+    }
+    for (int g = 0; g < G; g++) logp[g] = ld[g];
+}
+
+/* Backward of a group from its tape; gl = d loss / d log p(x|c) for each map. Accumulates into
+ * acc (params layout) and accw (invconv dW). */
+static void group_backward(const cglow_model *m, const real *c, const real *tape, int G, real gl, thread_bufs *tb)
+{
+    const real *P = m->params;
+    const int Pc = m->cfg.cond_features;
     real *dh = tb->dh, *dt = tb->dt;
     for (int bi = m->nblocks - 1; bi >= 0; bi--) {
         const block_info *b = &m->blocks[bi];
-        const int C = b->C, HW = b->H * b->W;
+        const int C = b->C, HW = b->H * b->W, gb = block_group(b, G);
         const size_t chw = (size_t)C * HW, sts = step_tape_size(m, b);
-        const real *out = tape + b->tape_off + m->cfg.steps * sts;
-        if (b->final) prior_bwd(dh, tb->acc, out, g, c, P, m, b, tb->ws);
-        else prior_bwd(dh + chw / 2, tb->acc, out + chw / 2, g, c, P, m, b, tb->ws);
+        const real *out = tape + b->tape_off * G + (size_t)m->cfg.steps * sts * G;
+        if (!b->final)   /* unpack the continuing halves' gradients, (G, C/2, HW) -> (G, C, HW) */
+            for (int g = G - 1; g >= 1; g--) memmove(dh + g * chw, dh + g * chw / 2, sizeof(real) * chw / 2);
+        for (int g = 0; g < G; g++) {
+            const size_t zo = b->final ? 0 : chw / 2;
+            prior_bwd(dh + g * chw + zo, tb->acc, out + g * chw + zo, gl, c + (size_t)g * Pc, P, m, b, tb->ws);
+        }
+        inj_net net;
+        injector_net_carve(&net, m, b, G, tb->inj);
         for (int k = m->cfg.steps - 1; k >= 0; k--) {
             const step_offsets *s = &b->steps[k];
-            const real *st = tape + b->tape_off + k * sts;
-            coupling_bwd(dt, tb->acc, dh, st + 2 * chw, g, c, P, s, m, b, st + 3 * chw, tb->ws);
-            SWAP(dh, dt);
-            injector_bwd(dt, tb->acc, dh, st + chw, g, c, P, s, m, b, tb->ws);
-            SWAP(dh, dt);
-            invconv_bwd(dt, tb->accw + s->wc, dh, st, m->wfwd + s->wc, C, HW);
-            SWAP(dh, dt);
-            real *gls = tb->acc + s->log_s;   /* logdet = HW * sum(log_s) */
-            for (int i = 0; i < C; i++) gls[i] += g * (real)HW;
+            injector_net_fwd(&net, c, P, s, m, b);
+            for (int g0 = 0; g0 < G; g0 += gb) {
+                const real *st = step_tape(m, b, (real *)tape, G, k, g0);
+                const size_t n = chw * gb, off = (size_t)g0 * chw;
+                const real *cg = c + (size_t)g0 * Pc;
+                coupling_bwd(dt + off, tb->acc, dh + off, st + 2 * n, gl, cg, P, s, m, b, gb, st + 3 * n, tb->ws);
+                injector_apply_bwd(dh + off, dt + off, st + n, gl, &net, b, g0, gb);
+                invconv_bwd(dt + off, tb->accw + s->wc, dh + off, st, m->wfwd + s->wc, C, HW, gb, tb->ws);
+                memcpy(dh + off, dt + off, sizeof(real) * n);
+            }
+            injector_net_bwd(tb->acc, &net, P, s, m, b);
+            real *gls = tb->acc + s->log_s;   /* logdet = HW * sum(log_s) per map */
+            for (int i = 0; i < C; i++) gls[i] += gl * (real)HW * G;
         }
         if (!b->final) {
             /* gradient of the block input = the previous block's continuing half */
-            squeeze_inv(dt, dh, C / 4, b->H * 2, b->W * 2);
+            for (int g = 0; g < G; g++) squeeze_inv(dt + g * chw, dh + g * chw, C / 4, b->H * 2, b->W * 2);
             SWAP(dh, dt);
         }
     }
-    /* keep the buffers' roles stable for the caller */
-    tb->dh = dh; tb->dt = dt;
 }
 
-static void map_inverse(const cglow_model *m, const real *z, const real *c, real *x, thread_bufs *tb)
+static void group_inverse(const cglow_model *m, const real *z, const real *c, int G, real *x, thread_bufs *tb)
 {
     const real *P = m->params;
+    const int Pc = m->cfg.cond_features;
     real *h = tb->h, *t = tb->t;
     for (int bi = m->nblocks - 1; bi >= 0; bi--) {
         const block_info *b = &m->blocks[bi];
-        const int C = b->C, HW = b->H * b->W;
+        const int C = b->C, HW = b->H * b->W, gb = block_group(b, G);
         const size_t chw = (size_t)C * HW;
-        memcpy(b->final ? h : h + chw / 2, z + b->zoff, sizeof(real) * b->zdim);
+        if (!b->final)   /* (G, C/2, HW) continuing halves -> (G, C, HW), latent in the second half */
+            for (int g = G - 1; g >= 1; g--) memmove(h + g * chw, h + g * chw / 2, sizeof(real) * chw / 2);
+        for (int g = 0; g < G; g++)
+            memcpy(h + g * chw + (b->final ? 0 : chw / 2), z + (size_t)g * m->dim + b->zoff, sizeof(real) * b->zdim);
+        inj_net net;
+        injector_net_carve(&net, m, b, G, tb->inj);
         for (int k = m->cfg.steps - 1; k >= 0; k--) {
             const step_offsets *s = &b->steps[k];
-            coupling_inv(t, h, c, P, s, m, b, tb->ws);
-            SWAP(h, t);
-            injector_inv(t, h, c, P, s, m, b, tb->ws);
-            SWAP(h, t);
-            invconv_inv(t, h, m->winv + s->wc, C, HW);
+            injector_net_fwd(&net, c, P, s, m, b);
+            for (int g0 = 0; g0 < G; g0 += gb) {
+                const size_t n = chw * gb, off = (size_t)g0 * chw;
+                const real *cg = c + (size_t)g0 * Pc;
+                coupling_inv(t + off, h + off, cg, P, s, m, b, gb, tb->ws);
+                injector_apply_inv(h + off, t + off, &net, b, g0, gb);
+                invconv_inv(t + off, h + off, m->wfwd + s->wc, m->winv + s->wc, C, HW, gb, tb->ws, tb->dh);
+                memcpy(h + off, t + off, sizeof(real) * n);
+            }
+        }
+        if (!b->final) {
+            for (int g = 0; g < G; g++) squeeze_inv(t + g * chw, h + g * chw, C / 4, b->H * 2, b->W * 2);
             SWAP(h, t);
         }
-        if (!b->final) { squeeze_inv(t, h, C / 4, b->H * 2, b->W * 2); SWAP(h, t); }
     }
-    memcpy(x, h, sizeof(real) * m->dim);
+    memcpy(x, h, sizeof(real) * m->dim * G);
 }
+
+static int ngroups(int n) { return (n + GROUP - 1) / GROUP; }
 
 int flow_forward(cglow_model *m, flow_work *w, const real *x, const real *c, int n, double *logp, real *z)
 {
     model_update_wfwd(m);
-    const int P = m->cfg.cond_features;
+    const int P = m->cfg.cond_features, NG = ngroups(n);
 #pragma omp parallel num_threads(w->nthreads)
     {
         thread_bufs tb = bufs_of(m, w, omp_get_thread_num());
+        double lp[GROUP];
 #pragma omp for schedule(static)
-        for (int i = 0; i < n; i++) {
-            double lp = map_forward(m, x + (size_t)i * m->dim, c + (size_t)i * P, z ? z + (size_t)i * m->dim : NULL,
-                                    NULL, &tb);
-            if (logp) logp[i] = lp;
+        for (int gi = 0; gi < NG; gi++) {
+            const int i0 = gi * GROUP, G = n - i0 < GROUP ? n - i0 : GROUP;
+            group_forward(m, x + (size_t)i0 * m->dim, c + (size_t)i0 * P, G, z ? z + (size_t)i0 * m->dim : NULL, NULL,
+                          &tb, lp);
+            if (logp) for (int g = 0; g < G; g++) logp[i0 + g] = lp[g];
         }
     }
     return 0;
@@ -209,14 +279,17 @@ int flow_forward(cglow_model *m, flow_work *w, const real *x, const real *c, int
 
 int flow_inverse(cglow_model *m, flow_work *w, const real *z, const real *c, int n, real *x)
 {
+    model_update_wfwd(m);
     model_update_winv(m);
-    const int P = m->cfg.cond_features;
+    const int P = m->cfg.cond_features, NG = ngroups(n);
 #pragma omp parallel num_threads(w->nthreads)
     {
         thread_bufs tb = bufs_of(m, w, omp_get_thread_num());
 #pragma omp for schedule(static)
-        for (int i = 0; i < n; i++)
-            map_inverse(m, z + (size_t)i * m->dim, c + (size_t)i * P, x + (size_t)i * m->dim, &tb);
+        for (int gi = 0; gi < NG; gi++) {
+            const int i0 = gi * GROUP, G = n - i0 < GROUP ? n - i0 : GROUP;
+            group_inverse(m, z + (size_t)i0 * m->dim, c + (size_t)i0 * P, G, x + (size_t)i0 * m->dim, &tb);
+        }
     }
     return 0;
 }
@@ -226,21 +299,25 @@ int flow_loss_grad(cglow_model *m, flow_work *w, const real *x, const real *c, i
 {
     if (!w->acc_size) return cglow_set_error(CGLOW_EARG, "flow_loss_grad: work area has no tape");
     model_update_wfwd(m);
-    const int P = m->cfg.cond_features;
-    const real g = (real)(-1.0 / ((double)n * (double)m->dim));
+    const int P = m->cfg.cond_features, NG = ngroups(n);
+    const real gl = (real)(-1.0 / ((double)n * (double)m->dim));
     double sum = 0;
     const int nt = w->nthreads;
 #pragma omp parallel num_threads(nt) reduction(+ : sum)
     {
         thread_bufs tb = bufs_of(m, w, omp_get_thread_num());
         memset(tb.acc, 0, sizeof(real) * w->acc_size);
+        double lp[GROUP];
 #pragma omp for schedule(static)
-        for (int i = 0; i < n; i++) {
-            const real *ci = c + (size_t)i * P;
-            double lp = map_forward(m, x + (size_t)i * m->dim, ci, NULL, tb.tape, &tb);
-            if (logp) logp[i] = lp;
-            sum += lp;
-            map_backward(m, ci, tb.tape, g, &tb);
+        for (int gi = 0; gi < NG; gi++) {
+            const int i0 = gi * GROUP, G = n - i0 < GROUP ? n - i0 : GROUP;
+            const real *cg = c + (size_t)i0 * P;
+            group_forward(m, x + (size_t)i0 * m->dim, cg, G, NULL, tb.tape, &tb, lp);
+            for (int g = 0; g < G; g++) {
+                if (logp) logp[i0 + g] = lp[g];
+                sum += lp[g];
+            }
+            group_backward(m, cg, tb.tape, G, gl, &tb);
         }
     }
     /* Sum the threads' accumulators in a fixed order (reproducible for a thread count). */

@@ -5,7 +5,8 @@
  * the pixel's distance to the border (two padded 3x3 convolutions: within two pixels). For
  * H > 5 every row is one of 5 classes (0, 1, interior, H-2, H-1), likewise columns; the CNN run
  * on a 5x5 map gives exactly those 25 values. We run it on min(H,5) x min(W,5) and map each
- * pixel to its class: exact, and it removes the injectors' per-pixel convolution cost. */
+ * pixel to its class: exact, and it removes the injectors' per-pixel convolution cost.
+ * G maps (each with its own condition) go through the small CNN together. */
 #include "model/model.h"
 #include <string.h>
 
@@ -25,152 +26,209 @@ static inline int red_count(int r, int n)
     return r == 2 ? n - 4 : 1;
 }
 
-size_t injector_scratch_size(const cglow_model *m, const block_info *b)
+static size_t conv_scratch(const cglow_model *m, const block_info *b, int G)
+{
+    const int rh = red_size(b->H), rw = red_size(b->W), Hd = m->cfg.hidden, P = m->cfg.cond_features;
+    size_t c1 = k_conv3x3_scratch(P, Hd, rh, rw, G), c2 = k_conv3x3_scratch(Hd, 2 * b->C, rh, rw, G);
+    size_t c3 = k_conv1x1_scratch(Hd, Hd, rh * rw, G), mx = c1 > c2 ? c1 : c2;
+    return mx > c3 ? mx : c3;
+}
+
+size_t injector_net_size(const cglow_model *m, const block_info *b, int G)
 {
     const size_t R = (size_t)red_size(b->H) * red_size(b->W), Hd = m->cfg.hidden, P = m->cfg.cond_features;
-    const int rh = red_size(b->H), rw = red_size(b->W);
-    size_t c1 = k_conv3x3_col_size((int)P, (int)Hd, rh, rw), c2 = k_conv3x3_col_size((int)Hd, 2 * b->C, rh, rw);
-    /* cmap, a1, a2, o, e(ls) + backward: do, da2, da1; and the convolutions' scratch */
-    return R * (P + Hd + Hd + 2 * b->C + b->C + 2 * b->C + Hd + Hd) + (c1 > c2 ? c1 : c2);
+    /* per map: cmap, a1, a2, o, e, dout, da2, da1; and the convolutions' scratch */
+    return G * R * (P + Hd + Hd + 2 * b->C + b->C + 2 * b->C + Hd + Hd) + conv_scratch(m, b, G);
 }
 
-typedef struct { real *cmap, *col, *a1, *a2, *o, *e, *dout, *da2, *da1; int rh, rw, R; } inj_ws;
-
-static inj_ws carve(const cglow_model *m, const block_info *b, real *ws)
+void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem)
 {
-    inj_ws w;
     const int Hd = m->cfg.hidden, P = m->cfg.cond_features;
-    w.rh = red_size(b->H); w.rw = red_size(b->W); w.R = w.rh * w.rw;
-    const int R = w.R;
-    size_t c1 = k_conv3x3_col_size(P, Hd, w.rh, w.rw), c2 = k_conv3x3_col_size(Hd, 2 * b->C, w.rh, w.rw);
-    w.cmap = ws; ws += R * P;
-    w.col = ws; ws += c1 > c2 ? c1 : c2;
-    w.a1 = ws; ws += R * Hd;
-    w.a2 = ws; ws += R * Hd;
-    w.o = ws; ws += R * 2 * b->C;
-    w.e = ws; ws += R * b->C;
-    w.dout = ws; ws += R * 2 * b->C;
-    w.da2 = ws; ws += R * Hd;
-    w.da1 = ws;
-    return w;
+    w->rh = red_size(b->H); w->rw = red_size(b->W); w->R = w->rh * w->rw; w->G = G;
+    const size_t R = (size_t)w->R * G;
+    w->cmap = mem; mem += R * P;
+    w->col = mem; mem += conv_scratch(m, b, G);
+    w->a1 = mem; mem += R * Hd;
+    w->a2 = mem; mem += R * Hd;
+    w->o = mem; mem += R * 2 * b->C;
+    w->e = mem; mem += R * b->C;
+    w->dout = mem; mem += R * 2 * b->C;
+    w->da2 = mem; mem += R * Hd;
+    w->da1 = mem;
 }
 
-/* The CNN on the reduced map: o (2C, R) raw (unclamped); e = exp(clamped log-scale) (C, R). */
-static void net_forward(inj_ws *w, const real *c, const real *params, const step_offsets *s, const cglow_model *m,
-                        const block_info *b)
+/* The CNN on the G reduced maps: o (G, 2C, R) raw (unclamped); e = exp(clamped log-scale) (G, C, R). */
+void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_offsets *s, const cglow_model *m,
+                      const block_info *b)
 {
-    const int P = m->cfg.cond_features, Hd = m->cfg.hidden, C = b->C, R = w->R;
-    for (int j = 0; j < P; j++)
-        for (int i = 0; i < R; i++) w->cmap[j * R + i] = c[j];
-    k_conv3x3_fwd(w->a1, w->cmap, params + s->inj_w1, params + s->inj_b1, P, Hd, w->rh, w->rw, 0, w->col);
-    k_relu(w->a1, (size_t)Hd * R);
-    k_conv1x1_fwd(w->a2, w->a1, params + s->inj_w2, params + s->inj_b2, Hd, Hd, R);
-    k_relu(w->a2, (size_t)Hd * R);
-    k_conv3x3_fwd(w->o, w->a2, params + s->inj_zw, params + s->inj_zb, Hd, 2 * C, w->rh, w->rw, 1, w->col);
+    const int P = m->cfg.cond_features, Hd = m->cfg.hidden, C = b->C, R = w->R, G = w->G;
+    for (int g = 0; g < G; g++)
+        for (int j = 0; j < P; j++)
+            for (int i = 0; i < R; i++) w->cmap[((size_t)g * P + j) * R + i] = c[g * P + j];
+    k_conv3x3_fwd(w->a1, w->cmap, params + s->inj_w1, params + s->inj_b1, P, Hd, w->rh, w->rw, G, 0, w->col);
+    k_relu(w->a1, (size_t)G * Hd * R);
+    k_conv1x1_fwd(w->a2, w->a1, params + s->inj_w2, params + s->inj_b2, Hd, Hd, R, G, w->col);
+    k_relu(w->a2, (size_t)G * Hd * R);
+    k_conv3x3_fwd(w->o, w->a2, params + s->inj_zw, params + s->inj_zb, Hd, 2 * C, w->rh, w->rw, G, 1, w->col);
     const real *zs = params + s->inj_zs;
-    for (int ch = 0; ch < 2 * C; ch++) {
-        real f = (real)exp(3.0 * zs[ch]);
-        for (int i = 0; i < R; i++) w->o[ch * R + i] *= f;
+    for (int g = 0; g < G; g++)
+        for (int ch = 0; ch < 2 * C; ch++) {
+            real f = (real)exp(3.0 * zs[ch]), *o = w->o + ((size_t)g * 2 * C + ch) * R;
+            for (int i = 0; i < R; i++) o[i] *= f;
+        }
+    for (int g = 0; g < G; g++) {
+        const real *ls = w->o + ((size_t)g * 2 * C + C) * R;
+        real *e = w->e + (size_t)g * C * R;
+        for (int i = 0; i < C * R; i++) e[i] = (real)exp((double)clamp_r(ls[i], INJ_LS_MIN, INJ_LS_MAX));
     }
-    for (int i = 0; i < C * R; i++) w->e[i] = (real)exp((double)clamp_r(w->o[C * R + i], INJ_LS_MIN, INJ_LS_MAX));
+    memset(w->dout, 0, sizeof(real) * (size_t)G * 2 * C * R);
 }
 
-/* Sum of the clamped log-scales over the full map. */
-static double net_logdet(const inj_ws *w, const block_info *b)
+/* Sum of map g's clamped log-scales over the full map. */
+static double net_logdet(const inj_net *w, const block_info *b, int g)
 {
     double sum = 0;
+    const real *ls = w->o + ((size_t)g * 2 * b->C + b->C) * w->R;
     for (int ch = 0; ch < b->C; ch++)
         for (int ri = 0; ri < w->rh; ri++)
             for (int rj = 0; rj < w->rw; rj++) {
-                real ls = clamp_r(w->o[(b->C + ch) * w->R + ri * w->rw + rj], INJ_LS_MIN, INJ_LS_MAX);
-                sum += (double)ls * red_count(ri, b->H) * red_count(rj, b->W);
+                real v = clamp_r(ls[ch * w->R + ri * w->rw + rj], INJ_LS_MIN, INJ_LS_MAX);
+                sum += (double)v * red_count(ri, b->H) * red_count(rj, b->W);
             }
     return sum;
 }
 
-double injector_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
-                    const cglow_model *m, const block_info *b, real *ws)
+/* y = x * e + bias on one row of W pixels whose row class is given by e, bias (rw values each):
+ * the interior columns share one value, so that loop vectorises. */
+static inline void apply_row(real *y, const real *x, const real *e, const real *bias, int W)
 {
-    inj_ws w = carve(m, b, ws);
-    net_forward(&w, c, params, s, m, b);
-    const int C = b->C, H = b->H, W = b->W, R = w.R;
-    for (int ch = 0; ch < C; ch++)
-        for (int i = 0; i < H; i++) {
-            const int ri = red_index(i, H);
-            const real *bias = w.o + ch * R + ri * w.rw, *e = w.e + ch * R + ri * w.rw;
-            const real *xr = x + ((size_t)ch * H + i) * W;
-            real *yr = y + ((size_t)ch * H + i) * W;
-            for (int j = 0; j < W; j++) {
-                const int rj = red_index(j, W);
-                yr[j] = xr[j] * e[rj] + bias[rj];
-            }
-        }
-    return net_logdet(&w, b);
-}
-
-void injector_inv(real *x, const real *y, const real *c, const real *params, const step_offsets *s,
-                  const cglow_model *m, const block_info *b, real *ws)
-{
-    inj_ws w = carve(m, b, ws);
-    net_forward(&w, c, params, s, m, b);
-    const int C = b->C, H = b->H, W = b->W, R = w.R;
-    for (int ch = 0; ch < C; ch++)
-        for (int i = 0; i < H; i++) {
-            const int ri = red_index(i, H);
-            const real *bias = w.o + ch * R + ri * w.rw, *e = w.e + ch * R + ri * w.rw;
-            const real *yr = y + ((size_t)ch * H + i) * W;
-            real *xr = x + ((size_t)ch * H + i) * W;
-            for (int j = 0; j < W; j++) {
-                const int rj = red_index(j, W);
-                xr[j] = (yr[j] - bias[rj]) / e[rj];
-            }
-        }
-}
-
-void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real g, const real *c,
-                  const real *params, const step_offsets *s, const cglow_model *m, const block_info *b,
-                  real *ws)
-{
-    inj_ws w = carve(m, b, ws);
-    net_forward(&w, c, params, s, m, b);
-    const int C = b->C, H = b->H, W = b->W, R = w.R, P = m->cfg.cond_features, Hd = m->cfg.hidden;
-    real *dbias = w.dout, *dls = w.dout + C * R;
-    memset(w.dout, 0, sizeof(real) * 2 * C * R);
-    for (int ch = 0; ch < C; ch++) {
-        for (int i = 0; i < H; i++) {
-            const int ri = red_index(i, H);
-            const real *e = w.e + ch * R + ri * w.rw;
-            real *db = dbias + ch * R + ri * w.rw, *dl = dls + ch * R + ri * w.rw;
-            const size_t row = ((size_t)ch * H + i) * W;
-            for (int j = 0; j < W; j++) {
-                const int rj = red_index(j, W);
-                const real gy = dy[row + j], t = gy * e[rj];
-                dx[row + j] = t;
-                db[rj] += gy;
-                dl[rj] += t * x[row + j];   /* d/d log_scale of x*exp(log_scale) */
-            }
-        }
-        /* logdet = sum of log_scale over all pixels; the clamp is straight-through. */
-        for (int ri = 0; ri < w.rh; ri++)
-            for (int rj = 0; rj < w.rw; rj++)
-                dls[ch * R + ri * w.rw + rj] += g * (real)(red_count(ri, H) * red_count(rj, W));
+    if (W <= 5) {
+        for (int j = 0; j < W; j++) y[j] = x[j] * e[j] + bias[j];
+        return;
     }
+    y[0] = x[0] * e[0] + bias[0];
+    y[1] = x[1] * e[1] + bias[1];
+    const real ei = e[2], bi = bias[2];
+    for (int j = 2; j < W - 2; j++) y[j] = x[j] * ei + bi;
+    y[W - 2] = x[W - 2] * e[3] + bias[3];
+    y[W - 1] = x[W - 1] * e[4] + bias[4];
+}
+
+void injector_apply_fwd(real *y, const real *x, const inj_net *w, const block_info *b, int g0, int gb, double *logdet)
+{
+    const int C = b->C, H = b->H, W = b->W, R = w->R;
+    for (int gi = 0; gi < gb; gi++) {
+        const int g = g0 + gi;
+        for (int ch = 0; ch < C; ch++)
+            for (int i = 0; i < H; i++) {
+                const int ri = red_index(i, H);
+                const size_t row = (((size_t)gi * C + ch) * H + i) * W;
+                apply_row(y + row, x + row, w->e + ((size_t)g * C + ch) * R + ri * w->rw,
+                          w->o + ((size_t)g * 2 * C + ch) * R + ri * w->rw, W);
+            }
+        logdet[gi] += net_logdet(w, b, g);
+    }
+}
+
+void injector_apply_inv(real *x, const real *y, const inj_net *w, const block_info *b, int g0, int gb)
+{
+    const int C = b->C, H = b->H, W = b->W, R = w->R;
+    for (int gi = 0; gi < gb; gi++) {
+        const int g = g0 + gi;
+        for (int ch = 0; ch < C; ch++)
+            for (int i = 0; i < H; i++) {
+                const int ri = red_index(i, H);
+                const real *bias = w->o + ((size_t)g * 2 * C + ch) * R + ri * w->rw, *e = w->e + ((size_t)g * C + ch) * R + ri * w->rw;
+                const size_t row = (((size_t)gi * C + ch) * H + i) * W;
+                for (int j = 0; j < W; j++) {
+                    const int rj = red_index(j, W);
+                    x[row + j] = (y[row + j] - bias[rj]) / e[rj];
+                }
+            }
+    }
+}
+
+void injector_apply_bwd(real *dx, const real *dy, const real *x, real gl, inj_net *w, const block_info *b, int g0, int gb)
+{
+    const int C = b->C, H = b->H, W = b->W, R = w->R;
+    for (int gi = 0; gi < gb; gi++) {
+        const int g = g0 + gi;
+        real *dbias = w->dout + (size_t)g * 2 * C * R, *dls = dbias + (size_t)C * R;
+        for (int ch = 0; ch < C; ch++) {
+            for (int i = 0; i < H; i++) {
+                const int ri = red_index(i, H);
+                const real *e = w->e + ((size_t)g * C + ch) * R + ri * w->rw;
+                real *db = dbias + ch * R + ri * w->rw, *dl = dls + ch * R + ri * w->rw;
+                const size_t row = (((size_t)gi * C + ch) * H + i) * W;
+                for (int j = 0; j < W; j++) {
+                    const int rj = red_index(j, W);
+                    const real gy = dy[row + j], t = gy * e[rj];
+                    dx[row + j] = t;
+                    db[rj] += gy;
+                    dl[rj] += t * x[row + j];   /* d/d log_scale of x*exp(log_scale) */
+                }
+            }
+            /* logdet = sum of log_scale over all pixels; the clamp is straight-through. */
+            for (int ri = 0; ri < w->rh; ri++)
+                for (int rj = 0; rj < w->rw; rj++)
+                    dls[ch * R + ri * w->rw + rj] += gl * (real)(red_count(ri, H) * red_count(rj, W));
+        }
+    }
+}
+
+void injector_net_bwd(real *grads, inj_net *w, const real *params, const step_offsets *s, const cglow_model *m,
+                      const block_info *b)
+{
+    const int C = b->C, R = w->R, P = m->cfg.cond_features, Hd = m->cfg.hidden, G = w->G;
     /* Back through o = (conv(a2; pad 1) + zb) * exp(3 zs). */
     const real *zs = params + s->inj_zs;
     real *gzs = grads + s->inj_zs;
     for (int ch = 0; ch < 2 * C; ch++) {
         real f = (real)exp(3.0 * zs[ch]), acc = 0;
-        for (int i = 0; i < R; i++) {
-            acc += w.dout[ch * R + i] * w.o[ch * R + i];
-            w.dout[ch * R + i] *= f;
+        for (int g = 0; g < G; g++) {
+            real *d = w->dout + ((size_t)g * 2 * C + ch) * R;
+            const real *o = w->o + ((size_t)g * 2 * C + ch) * R;
+            for (int i = 0; i < R; i++) { acc += d[i] * o[i]; d[i] *= f; }
         }
         gzs[ch] += 3 * acc;
     }
-    k_conv3x3_bwd(w.da2, grads + s->inj_zw, grads + s->inj_zb, w.dout, w.a2, params + s->inj_zw, Hd, 2 * C, w.rh,
-                  w.rw, 1, w.col);
-    k_relu_bwd(w.da2, w.a2, (size_t)Hd * R);
-    k_conv1x1_bwd(w.da1, grads + s->inj_w2, grads + s->inj_b2, w.da2, w.a1, params + s->inj_w2, Hd, Hd, R);
-    k_relu_bwd(w.da1, w.a1, (size_t)Hd * R);
-    k_conv3x3_bwd(NULL, grads + s->inj_w1, grads + s->inj_b1, w.da1, w.cmap, params + s->inj_w1, P, Hd, w.rh,
-                  w.rw, 0, w.col);
+    k_conv3x3_bwd(w->da2, grads + s->inj_zw, grads + s->inj_zb, w->dout, w->a2, params + s->inj_zw, Hd, 2 * C, w->rh,
+                  w->rw, G, 1, w->col);
+    k_relu_bwd(w->da2, w->a2, (size_t)G * Hd * R);
+    k_conv1x1_bwd(w->da1, grads + s->inj_w2, grads + s->inj_b2, w->da2, w->a1, params + s->inj_w2, Hd, Hd, R, G, w->col);
+    k_relu_bwd(w->da1, w->a1, (size_t)G * Hd * R);
+    k_conv3x3_bwd(NULL, grads + s->inj_w1, grads + s->inj_b1, w->da1, w->cmap, params + s->inj_w1, P, Hd, w->rh,
+                  w->rw, G, 0, w->col);
+}
+
+/* ---- whole-layer forms (the net and the map together), used by the layer tests */
+size_t injector_scratch_size(const cglow_model *m, const block_info *b, int G) { return injector_net_size(m, b, G); }
+
+void injector_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
+                  const cglow_model *m, const block_info *b, int G, real *ws, double *logdet)
+{
+    inj_net w;
+    injector_net_carve(&w, m, b, G, ws);
+    injector_net_fwd(&w, c, params, s, m, b);
+    injector_apply_fwd(y, x, &w, b, 0, G, logdet);
+}
+
+void injector_inv(real *x, const real *y, const real *c, const real *params, const step_offsets *s,
+                  const cglow_model *m, const block_info *b, int G, real *ws)
+{
+    inj_net w;
+    injector_net_carve(&w, m, b, G, ws);
+    injector_net_fwd(&w, c, params, s, m, b);
+    injector_apply_inv(x, y, &w, b, 0, G);
+}
+
+void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real gl, const real *c,
+                  const real *params, const step_offsets *s, const cglow_model *m, const block_info *b, int G,
+                  real *ws)
+{
+    inj_net w;
+    injector_net_carve(&w, m, b, G, ws);
+    injector_net_fwd(&w, c, params, s, m, b);
+    injector_apply_bwd(dx, dy, x, gl, &w, b, 0, G);
+    injector_net_bwd(grads, &w, params, s, m, b);
 }

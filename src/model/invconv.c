@@ -19,6 +19,22 @@ static void factors(double *A, double *B, const real *params, const step_offsets
         }
 }
 
+/* Scratch for the C x C products: grown once per thread and kept, so that a training step
+ * allocates nothing (these run once per batch, outside the parallel regions). */
+static _Thread_local double *work_buf;
+static _Thread_local size_t work_len;
+
+static double *dwork(size_t n)
+{
+    if (n > work_len) {
+        free(work_buf);
+        work_buf = malloc(sizeof(double) * n);
+        if (!work_buf) abort();
+        work_len = n;
+    }
+    return work_buf;
+}
+
 /* col[i] = the column of the 1 in row i of P_perm, or -1 if P_perm is not a permutation matrix
  * (then the products below fall back to dense multiplication). */
 static int perm_columns(int *col, const real *perm, int C)
@@ -36,10 +52,9 @@ static int perm_columns(int *col, const real *perm, int C)
 }
 
 /* out = P X (P_perm times a C x C matrix), or P^T X when transpose. */
-static void perm_apply(double *out, const double *X, const real *perm, int C, int transpose)
+static void perm_apply(double *out, const double *X, const real *perm, int C, int transpose, double *Pd)
 {
-    int *col = malloc(sizeof(int) * C);
-    if (!col) abort();
+    int col[C];
     if (perm_columns(col, perm, C) == 0) {
         for (int i = 0; i < C; i++) {
             /* (P X)[i] = X[col(i)];  (P^T X)[col(i)] = X[i] */
@@ -47,79 +62,75 @@ static void perm_apply(double *out, const double *X, const real *perm, int C, in
             else memcpy(out + (size_t)i * C, X + (size_t)col[i] * C, sizeof(double) * C);
         }
     } else {
-        double *Pd = malloc(sizeof(double) * C * C);
-        if (!Pd) abort();
         for (int i = 0; i < C * C; i++) Pd[i] = perm[i];
         cblas_dgemm(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, CblasNoTrans, C, C, C, 1, Pd, C, X, C, 0,
                     out, C);
-        free(Pd);
     }
-    free(col);
 }
 
-static void weight_double(double *Wd, const real *params, const step_offsets *s, int C)
+/* Wd: C*C; uses 4 C*C of work after Wd. */
+static void weight_double(double *Wd, const real *params, const step_offsets *s, int C, double *work)
 {
-    double *A = malloc(sizeof(double) * C * C * 3), *B = A + C * C, *AB = B + C * C;
-    if (!A) abort();
+    double *A = work, *B = A + C * C, *AB = B + C * C, *Pd = AB + C * C;
     factors(A, B, params, s, C);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, C, C, 1, A, C, B, C, 0, AB, C);
-    perm_apply(Wd, AB, params + s->perm, C, 0);
-    free(A);
+    perm_apply(Wd, AB, params + s->perm, C, 0, Pd);
 }
 
 void invconv_weight(real *w, const real *params, const step_offsets *s, int C)
 {
-    double *Wd = malloc(sizeof(double) * C * C);
-    if (!Wd) abort();
-    weight_double(Wd, params, s, C);
+    double *Wd = dwork((size_t)5 * C * C);
+    weight_double(Wd, params, s, C, Wd + C * C);
     for (int i = 0; i < C * C; i++) w[i] = (real)Wd[i];
-    free(Wd);
 }
 
 void invconv_weight_inverse(real *winv, const real *params, const step_offsets *s, int C)
 {
     /* LAPACK works column-major: the inverse of W^T is (W^-1)^T, so inverting the row-major
      * buffer as if column-major and reading it back row-major gives W^-1. */
-    double *Wd = malloc(sizeof(double) * C * C);
-    int *ipiv = malloc(sizeof(int) * C), info = 0, lwork = 64 * C;
-    double *work = malloc(sizeof(double) * lwork);
-    if (!Wd || !ipiv || !work) abort();
-    weight_double(Wd, params, s, C);
+    int ipiv[C], info = 0, lwork = 64 * C;
+    double *Wd = dwork((size_t)5 * C * C + (size_t)lwork), *work = Wd + 5 * C * C;
+    weight_double(Wd, params, s, C, Wd + C * C);
     dgetrf_(&C, &C, Wd, &C, ipiv, &info);
     dgetri_(&C, Wd, &C, ipiv, work, &lwork, &info);
     for (int i = 0; i < C * C; i++) winv[i] = (real)Wd[i];
-    free(Wd); free(ipiv); free(work);
 }
 
-double invconv_fwd(real *y, const real *x, const real *w, const real *params, const step_offsets *s, int C, int HW)
+double invconv_fwd(real *y, const real *x, const real *w, const real *params, const step_offsets *s, int C, int HW,
+                   int G, real *scratch)
 {
-    cblas_xgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, HW, C, 1, w, C, x, HW, 0, y, HW);
+    k_conv1x1_fwd(y, x, w, NULL, C, C, HW, G, scratch);
     const real *ls = params + s->log_s;
     double sum = 0;
     for (int i = 0; i < C; i++) sum += ls[i];
-    return (double)HW * sum;
+    return (double)HW * sum;   /* per map */
 }
 
-void invconv_inv(real *x, const real *y, const real *winv, int C, int HW)
+void invconv_inv(real *x, const real *y, const real *w, const real *winv, int C, int HW, int G, real *scratch, real *tmp)
 {
-    cblas_xgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, HW, C, 1, winv, C, y, HW, 0, x, HW);
+    /* x = W^-1 y, then one step of iterative refinement, x += W^-1 (y - W x): the rounded W^-1 is
+     * not the exact inverse of the rounded W, and 140 steps would accumulate that mismatch. */
+    const size_t n = (size_t)C * HW * G;
+    k_conv1x1_fwd(x, y, winv, NULL, C, C, HW, G, scratch);
+    k_conv1x1_fwd(tmp, x, w, NULL, C, C, HW, G, scratch);
+    for (size_t i = 0; i < n; i++) tmp[i] = y[i] - tmp[i];
+    k_conv1x1_fwd(tmp + n, tmp, winv, NULL, C, C, HW, G, scratch);
+    for (size_t i = 0; i < n; i++) x[i] += tmp[n + i];
 }
 
-void invconv_bwd(real *dx, real *dw, const real *dy, const real *x, const real *w, int C, int HW)
+void invconv_bwd(real *dx, real *dw, const real *dy, const real *x, const real *w, int C, int HW, int G, real *scratch)
 {
-    cblas_xgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, C, HW, 1, dy, HW, x, HW, 1, dw, C);
-    cblas_xgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, HW, C, 1, w, C, dy, HW, 0, dx, HW);
+    k_conv1x1_bwd(dx, dw, NULL, dy, x, w, C, C, HW, G, scratch);
 }
 
 /* W = P A B with G = dL/dW:  dA = P^T G B^T (strictly lower part), dB = A^T P^T G
  * (strictly upper part -> upper, diagonal -> log_s through sign*exp(log_s)). */
 void invconv_weight_grad(real *grads, const real *params, const step_offsets *s, const real *dw, int C)
 {
-    double *A = malloc(sizeof(double) * C * C * 5), *B = A + C * C, *G = B + C * C, *PG = G + C * C, *T = PG + C * C;
-    if (!A) abort();
+    double *A = dwork((size_t)6 * C * C), *B = A + C * C, *G = B + C * C, *PG = G + C * C, *T = PG + C * C;
     factors(A, B, params, s, C);
     for (int i = 0; i < C * C; i++) G[i] = dw[i];
-    perm_apply(PG, G, params + s->perm, C, 1);   /* PG = P^T G */
+    perm_apply(PG, G, params + s->perm, C, 1, T + C * C);   /* PG = P^T G */
     real *gl = grads + s->lower, *gu = grads + s->upper, *gs = grads + s->log_s;
     /* dA = PG B^T, strictly lower part */
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, C, C, 1, PG, C, B, C, 0, T, C);
@@ -131,5 +142,4 @@ void invconv_weight_grad(real *grads, const real *params, const step_offsets *s,
         for (int j = i + 1; j < C; j++) gu[i * C + j] += (real)T[i * C + j];
         gs[i] += (real)(T[i * C + i] * B[i * C + i]);
     }
-    free(A);
 }

@@ -56,8 +56,9 @@ struct cglow_model {
     int work_threads;
 };
 
-/* Tape layout of one step inside a map's tape: x0 (invconv input), x1 (injector input),
- * x2 (coupling input) each C*HW, h1, h2 each Hd*HW, o C*HW; then, per block, its output. */
+/* Tape of one step, per map: x0 (invconv input), x1 (injector input), x2 (coupling input) each
+ * C*HW, h1, h2 each Hd*HW, o C*HW; then, per block, its output. A group of G maps stores G
+ * times that, each of the six arrays for the whole (sub)group together. */
 size_t step_tape_size(const cglow_model *m, const block_info *b);
 
 /* Builds the table, buffer and layout for cfg (parameters zero). */
@@ -76,39 +77,60 @@ void model_update_winv(cglow_model *m);
 void squeeze_fwd(real *out, const real *in, int C, int H, int W);     /* (C,H,W) -> (4C,H/2,W/2) */
 void squeeze_inv(real *out, const real *in, int C, int H, int W);     /* (4C,H/2,W/2) -> (C,H,W) */
 
-/* invconv.c: w is the step's C x C weight from the cache; dw accumulates dy x^T. */
-double invconv_fwd(real *y, const real *x, const real *w, const real *params, const step_offsets *s, int C, int HW);
-void invconv_inv(real *x, const real *y, const real *winv, int C, int HW);
-void invconv_bwd(real *dx, real *dw, const real *dy, const real *x, const real *w, int C, int HW);
+/* Layers work on a group of G maps, tensors (G, C, H, W), conditions (G, P); logdet[g] (+=) per map;
+ * g_logdet is d loss / d logdet (the same for every map of a batch). */
+
+/* invconv.c: w is the step's C x C weight from the cache; dw accumulates dy x^T.
+ * scratch: k_conv1x1_scratch(C, C, HW, G). Returns the per-map logdet. */
+double invconv_fwd(real *y, const real *x, const real *w, const real *params, const step_offsets *s, int C, int HW,
+                   int G, real *scratch);
+/* tmp: 2 * C * HW * G elements */
+void invconv_inv(real *x, const real *y, const real *w, const real *winv, int C, int HW, int G, real *scratch, real *tmp);
+void invconv_bwd(real *dx, real *dw, const real *dy, const real *x, const real *w, int C, int HW, int G, real *scratch);
 /* Once per batch: d lower/upper/log_s from the accumulated dW (chain rule through P L U). */
 void invconv_weight_grad(real *grads, const real *params, const step_offsets *s, const real *dw, int C);
 /* W and W^-1 from the LU parameters. */
 void invconv_weight(real *w, const real *params, const step_offsets *s, int C);
 void invconv_weight_inverse(real *winv, const real *params, const step_offsets *s, int C);
 
-/* injector.c (conditional actnorm). ws: scratch of injector_scratch_size(). */
-size_t injector_scratch_size(const cglow_model *m, const block_info *b);
-double injector_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
-                    const cglow_model *m, const block_info *b, real *ws);
+/* injector.c (conditional actnorm). The small CNN of the conditions (inj_net) runs once per
+ * step for a whole group; its output is applied map by map (g0 .. g0+gb-1 of the group, whose
+ * tensors x, y, dx, dy hold just those gb maps). Backward accumulates d(net output) over the
+ * maps, then runs the net's backward once. */
+typedef struct { real *cmap, *col, *a1, *a2, *o, *e, *dout, *da2, *da1; int rh, rw, R, G; } inj_net;
+size_t injector_net_size(const cglow_model *m, const block_info *b, int G);
+void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem);
+void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_offsets *s, const cglow_model *m,
+                      const block_info *b);
+void injector_apply_fwd(real *y, const real *x, const inj_net *w, const block_info *b, int g0, int gb, double *logdet);
+void injector_apply_inv(real *x, const real *y, const inj_net *w, const block_info *b, int g0, int gb);
+void injector_apply_bwd(real *dx, const real *dy, const real *x, real g_logdet, inj_net *w, const block_info *b, int g0,
+                        int gb);
+void injector_net_bwd(real *grads, inj_net *w, const real *params, const step_offsets *s, const cglow_model *m,
+                      const block_info *b);
+/* The whole layer on G maps. ws: injector_scratch_size(G). */
+size_t injector_scratch_size(const cglow_model *m, const block_info *b, int G);
+void injector_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
+                  const cglow_model *m, const block_info *b, int G, real *ws, double *logdet);
 void injector_inv(real *x, const real *y, const real *c, const real *params, const step_offsets *s,
-                  const cglow_model *m, const block_info *b, real *ws);
-/* dx overwritten; g = d loss / d logdet. x is the forward input. */
-void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real g, const real *c,
-                  const real *params, const step_offsets *s, const cglow_model *m, const block_info *b,
+                  const cglow_model *m, const block_info *b, int G, real *ws);
+/* dx overwritten; x is the forward input. */
+void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real g_logdet, const real *c,
+                  const real *params, const step_offsets *s, const cglow_model *m, const block_info *b, int G,
                   real *ws);
 
-/* coupling.c. ws: scratch of coupling_scratch_size(); tape (may be NULL in fwd): h1, h2, o. */
-size_t coupling_scratch_size(const cglow_model *m, const block_info *b);
-double coupling_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
-                    const cglow_model *m, const block_info *b, real *tape, real *ws);
+/* coupling.c. ws: coupling_scratch_size(G); tape (may be NULL in fwd): h1, h2, o of the G maps. */
+size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G);
+void coupling_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
+                  const cglow_model *m, const block_info *b, int G, real *tape, real *ws, double *logdet);
 void coupling_inv(real *x, const real *y, const real *c, const real *params, const step_offsets *s,
-                  const cglow_model *m, const block_info *b, real *ws);
-void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real g, const real *c,
-                  const real *params, const step_offsets *s, const cglow_model *m, const block_info *b,
+                  const cglow_model *m, const block_info *b, int G, real *ws);
+void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real g_logdet, const real *c,
+                  const real *params, const step_offsets *s, const cglow_model *m, const block_info *b, int G,
                   const real *tape, real *ws);
 
-/* prior.c: log p(z | c) of block b's latent; mean/logvar for sampling; backward gives dz and
- * accumulates parameter gradients, g = d loss / d logp. ws: prior_scratch_size(). */
+/* prior.c (one map): log p(z | c) of block b's latent; mean/logvar for sampling; backward gives dz
+ * and accumulates parameter gradients, g = d loss / d logp. ws: prior_scratch_size(). */
 size_t prior_scratch_size(const cglow_model *m, const block_info *b);
 double prior_logp(const real *z, const real *c, const real *params, const cglow_model *m, const block_info *b,
                   real *ws);

@@ -109,10 +109,13 @@ size_t step_tape_size(const cglow_model *m, const block_info *b)
     return 4 * (size_t)b->C * hw + 2 * (size_t)m->cfg.hidden * hw;
 }
 
+void cglow_blas_single_threaded(void);
+
 int model_alloc(const cglow_config *cfg, cglow_model **out)
 {
     int rc = cglow_config_validate(cfg);
     if (rc) return rc;
+    cglow_blas_single_threaded();
     cglow_model *m = calloc(1, sizeof *m);
     if (!m) return cglow_set_error(CGLOW_ENOMEM, "out of memory");
     m->cfg = *cfg;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int atomic_open(atomic_file *a, const char *path)
@@ -14,6 +15,10 @@ int atomic_open(atomic_file *a, const char *path)
     snprintf(a->tmp_path, sizeof a->tmp_path, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(a->tmp_path);
     if (fd < 0) return cglow_set_error(CGLOW_EIO, "%s: cannot create: %s", path, strerror(errno));
+    /* mkstemp makes the file 0600; give it the permissions an ordinary create would */
+    mode_t um = umask(0);
+    umask(um);
+    if (fchmod(fd, 0666 & ~um) != 0) { /* not fatal: the file is still written */ }
     a->f = fdopen(fd, "wb");
     if (!a->f) {
         close(fd);

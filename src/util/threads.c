@@ -15,3 +15,11 @@ void cglow_set_threads(int n)
 }
 
 int cglow_get_threads(void) { return n_threads > 0 ? n_threads : omp_get_max_threads(); }
+
+/* Called when a model is made: BLAS must not start threads of its own (its spinning workers
+ * would compete with the engine's OpenMP threads on a small machine). */
+void cglow_blas_single_threaded(void)
+{
+    static int done;
+    if (!done) { openblas_set_num_threads(1); done = 1; }
+}

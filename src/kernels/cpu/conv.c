@@ -1,4 +1,4 @@
-/* CPU convolutions on one map, built on the two register-tiled kernels of rowgemm.c.
+/* CPU convolutions on a group of maps, built on the two register-tiled kernels of rowgemm.c.
  *
  * 3x3 "same" convolution: the input is copied once into padded planes of (H+2) x (W+2) (border =
  * the pad value), and the output is computed on "wide" rows of W+2 pixels, so that each of the 9
@@ -10,91 +10,146 @@
 #include "kernels/cpu/rowgemm.h"
 #include <string.h>
 
-static inline size_t plane_size(int H, int W) { return (size_t)(H + 2) * (W + 2) + 2; }
-static inline size_t wide_size(int H, int W) { return (size_t)H * (W + 2); }
+/* GCC mistakes the variable-length tap-pointer arrays below for uninitialised reads. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
-size_t k_conv3x3_col_size(int Cin, int Cout, int H, int W)
+/* G maps side by side: the padded planes of one channel for all G maps are contiguous, so one
+ * shifted view covers every map, and the "wide" output rows run across map boundaries (the two
+ * extra columns per row and two extra rows per map are discarded). */
+/* Rows are rounded up to whole kernel tiles (ROUND elements), computing a few discarded values
+ * instead of running a slow remainder path; planes carry the slack that lets the shifted views
+ * read that far. */
+#define ROUND 64
+static inline size_t round_up(size_t n) { return (n + ROUND - 1) / ROUND * ROUND; }
+static inline size_t map_plane(int H, int W) { return (size_t)(H + 2) * (W + 2); }
+static inline size_t wide_size(int H, int W, int G)
 {
-    const size_t PL = plane_size(H, W), n = wide_size(H, W);
-    return (size_t)Cin * PL + (size_t)Cout * n + (size_t)Cout * PL + (size_t)Cin * n + (size_t)Cin * Cout * 9 + 16;
+    return round_up((size_t)(G - 1) * map_plane(H, W) + (size_t)H * (W + 2));
+}
+static inline size_t plane_size(int H, int W, int G)
+{
+    size_t need = wide_size(H, W, G) + 2 * (size_t)(W + 2) + 2, have = (size_t)G * map_plane(H, W);
+    return need > have ? need : have;
 }
 
-/* planes (C, PL): border = pad, interior = in (C, H, W) */
-static void pad_planes(real *planes, const real *in, int C, int H, int W, real pad)
+size_t k_conv3x3_scratch(int Cin, int Cout, int H, int W, int G)
+{
+    const size_t PL = plane_size(H, W, G), n = wide_size(H, W, G);
+    size_t general = (size_t)Cin * PL + (size_t)Cout * n + (size_t)Cout * PL + (size_t)Cin * n + (size_t)Cin * Cout * 9 + 16;
+    size_t centre = 2 * (size_t)Cin * Cout + Cout + k_conv1x1_scratch(Cin, Cout, 1, G) + 16;
+    return general > centre ? general : centre;
+}
+
+/* planes (C, PL): for each channel, G padded maps of (H+2) x (W+2), border = pad; in is (G, C, H, W) */
+static void pad_planes(real *planes, const real *in, int C, int H, int W, int G, real pad)
 {
     const int Wp = W + 2;
-    const size_t PL = plane_size(H, W);
+    const size_t PL = plane_size(H, W, G), MP = map_plane(H, W);
     for (int c = 0; c < C; c++) {
-        real *p = planes + (size_t)c * PL;
-        const real *s = in + (size_t)c * H * W;
-        for (int x = 0; x < Wp; x++) p[x] = pad;
-        for (int y = 0; y < H; y++) {
-            real *r = p + (size_t)(y + 1) * Wp;
-            r[0] = pad;
-            memcpy(r + 1, s + (size_t)y * W, sizeof(real) * W);
-            r[W + 1] = pad;
+        real *pc = planes + (size_t)c * PL;
+        for (int g = 0; g < G; g++) {
+            real *p = pc + (size_t)g * MP;
+            const real *s = in + ((size_t)g * C + c) * H * W;
+            for (int x = 0; x < Wp; x++) p[x] = pad;
+            for (int y = 0; y < H; y++) {
+                real *r = p + (size_t)(y + 1) * Wp;
+                r[0] = pad;
+                memcpy(r + 1, s + (size_t)y * W, sizeof(real) * W);
+                r[W + 1] = pad;
+            }
+            real *last = p + (size_t)(H + 1) * Wp;
+            for (int x = 0; x < Wp; x++) last[x] = pad;
         }
-        real *last = p + (size_t)(H + 1) * Wp;
-        for (int x = 0; x < Wp + 2; x++) last[x] = pad;
+        for (size_t i = (size_t)G * MP; i < PL; i++) pc[i] = pad;
     }
 }
 
-static void tap_views(const real **src, const real *planes, int C, int H, int W)
+static void tap_views(const real **src, const real *planes, int C, int H, int W, int G)
 {
-    const size_t PL = plane_size(H, W);
+    const size_t PL = plane_size(H, W, G);
     const int Wp = W + 2;
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < 3; ky++)
             for (int kx = 0; kx < 3; kx++) src[c * 9 + ky * 3 + kx] = planes + (size_t)c * PL + ky * Wp + kx;
 }
 
-/* wide (C, n) -> compact (C, H, W) */
-static void unwide(real *out, const real *wide, int C, int H, int W)
+/* wide (C, n) -> (G, C, H, W) */
+static void unwide(real *out, const real *wide, int C, int H, int W, int G)
 {
-    const size_t n = wide_size(H, W);
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < H; y++)
-            memcpy(out + ((size_t)c * H + y) * W, wide + c * n + (size_t)y * (W + 2), sizeof(real) * W);
+    const size_t n = wide_size(H, W, G), MP = map_plane(H, W);
+    for (int g = 0; g < G; g++)
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                memcpy(out + (((size_t)g * C + c) * H + y) * W, wide + c * n + g * MP + (size_t)y * (W + 2),
+                       sizeof(real) * W);
 }
 
-void k_conv3x3_fwd(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W,
-                   real pad, real *col)
+/* (G, C, H, W) -> wide (C, n) with zeros in the discarded positions */
+static void to_wide(real *wide, const real *in, int C, int H, int W, int G)
 {
-    const size_t PL = plane_size(H, W), n = wide_size(H, W);
-    real *planes = col, *wide = col + (size_t)Cin * PL;
+    const size_t n = wide_size(H, W, G), MP = map_plane(H, W);
+    memset(wide, 0, sizeof(real) * C * n);
+    for (int g = 0; g < G; g++)
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                memcpy(wide + c * n + g * MP + (size_t)y * (W + 2), in + (((size_t)g * C + c) * H + y) * W,
+                       sizeof(real) * W);
+}
+
+/* 1x1 maps (the deepest blocks): of the 9 taps only the centre sees the map, the other 8 see the
+ * padding, so the convolution is a 1x1 convolution plus a constant: out = b + pad * (sum of the
+ * off-centre weights) + w_centre in. 9x less work than the padded-plane form. */
+static void centre_weights(real *wc, real *bc, const real *w, const real *b, int Cin, int Cout, real pad)
+{
+    for (int o = 0; o < Cout; o++) {
+        real off = 0;
+        for (int ci = 0; ci < Cin; ci++) {
+            const real *k = w + ((size_t)o * Cin + ci) * 9;
+            wc[(size_t)o * Cin + ci] = k[4];
+            for (int t = 0; t < 9; t++) if (t != 4) off += k[t];
+        }
+        bc[o] = (b ? b[o] : 0) + pad * off;
+    }
+}
+
+void k_conv3x3_fwd(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
+                   real pad, real *scratch)
+{
+    if (H == 1 && W == 1) {
+        real *wc = scratch, *bc = wc + (size_t)Cin * Cout;
+        centre_weights(wc, bc, w, b, Cin, Cout, pad);
+        k_conv1x1_fwd(out, in, wc, bc, Cin, Cout, 1, G, bc + Cout);
+        return;
+    }
+    const size_t PL = plane_size(H, W, G), n = wide_size(H, W, G);
+    real *planes = scratch, *wide = scratch + (size_t)Cin * PL;
     const real *src[Cin * 9];
-    pad_planes(planes, in, Cin, H, W, pad);
-    tap_views(src, planes, Cin, H, W);
+    pad_planes(planes, in, Cin, H, W, G, pad);
+    tap_views(src, planes, Cin, H, W, G);
     rows_combine(wide, n, Cout, w, (size_t)Cin * 9, b, src, Cin * 9, n);
-    unwide(out, wide, Cout, H, W);
+    unwide(out, wide, Cout, H, W, G);
 }
 
 void k_conv3x3_bwd(real *din, real *dw, real *db, const real *dout, const real *in, const real *w, int Cin,
-                   int Cout, int H, int W, real pad, real *col)
+                   int Cout, int H, int W, int G, real pad, real *scratch)
 {
-    const size_t PL = plane_size(H, W), n = wide_size(H, W);
-    const int Wp = W + 2;
-    real *planes = col, *dwide = planes + (size_t)Cin * PL, *dplanes = dwide + (size_t)Cout * n;
+    const size_t PL = plane_size(H, W, G), n = wide_size(H, W, G);
+    real *planes = scratch, *dwide = planes + (size_t)Cin * PL, *dplanes = dwide + (size_t)Cout * n;
     real *dinwide = dplanes + (size_t)Cout * PL, *wflip = dinwide + (size_t)Cin * n;
     const real *src[(Cin > Cout ? Cin : Cout) * 9];
-    /* weight gradient: correlate the output gradient (wide, zero in the extra columns) with
-     * the 9 shifted views of each padded input plane */
-    pad_planes(planes, in, Cin, H, W, pad);
-    tap_views(src, planes, Cin, H, W);
-    for (int c = 0; c < Cout; c++) {
-        real *d = dwide + c * n;
-        const real *s = dout + (size_t)c * H * W;
-        for (int y = 0; y < H; y++) {
-            memcpy(d + (size_t)y * Wp, s + (size_t)y * W, sizeof(real) * W);
-            d[(size_t)y * Wp + W] = d[(size_t)y * Wp + W + 1] = 0;
-        }
-    }
+    /* weight gradient: correlate the output gradient (wide, zero in the discarded positions)
+     * with the 9 shifted views of each padded input plane */
+    pad_planes(planes, in, Cin, H, W, G, pad);
+    tap_views(src, planes, Cin, H, W, G);
+    to_wide(dwide, dout, Cout, H, W, G);
     rows_correlate(dw, (size_t)Cin * 9, Cout, dwide, n, src, Cin * 9, n);
     if (db)
         for (int c = 0; c < Cout; c++) {
-            const real *s = dout + (size_t)c * H * W;
+            const real *s = dwide + c * n;
             real acc = 0;
-            for (int i = 0; i < H * W; i++) acc += s[i];
+            for (size_t i = 0; i < n; i++) acc += s[i];
             db[c] += acc;
         }
     if (!din) return;
@@ -103,38 +158,88 @@ void k_conv3x3_bwd(real *din, real *dw, real *db, const real *dout, const real *
     for (int ci = 0; ci < Cin; ci++)
         for (int co = 0; co < Cout; co++)
             for (int k = 0; k < 9; k++) wflip[((size_t)ci * Cout + co) * 9 + k] = w[((size_t)co * Cin + ci) * 9 + 8 - k];
-    pad_planes(dplanes, dout, Cout, H, W, 0);
-    tap_views(src, dplanes, Cout, H, W);
+    pad_planes(dplanes, dout, Cout, H, W, G, 0);
+    tap_views(src, dplanes, Cout, H, W, G);
     rows_combine(dinwide, n, Cin, wflip, (size_t)Cout * 9, NULL, src, Cout * 9, n);
-    unwide(din, dinwide, Cin, H, W);
+    unwide(din, dinwide, Cin, H, W, G);
 }
 
-void k_conv1x1_fwd(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int HW)
+/* 1x1: with G > 1 the channels are gathered channel-major, (C, G*HW), so that each row is long. */
+size_t k_conv1x1_scratch(int Cin, int Cout, int HW, int G)
 {
+    return G > 1 ? (size_t)(2 * Cin + 2 * Cout) * round_up((size_t)HW * G) + (size_t)Cin * Cout : (size_t)Cin * Cout;
+}
+
+/* (G, C, HW) -> channel-major rows of stride ld (>= G*HW; the rest zero) */
+static void gather(real *cm, size_t ld, const real *in, int C, int HW, int G)
+{
+    for (int c = 0; c < C; c++) {
+        for (int g = 0; g < G; g++)
+            memcpy(cm + c * ld + (size_t)g * HW, in + ((size_t)g * C + c) * HW, sizeof(real) * HW);
+        memset(cm + c * ld + (size_t)G * HW, 0, sizeof(real) * (ld - (size_t)G * HW));
+    }
+}
+
+static void scatter(real *out, const real *cm, size_t ld, int C, int HW, int G)
+{
+    for (int g = 0; g < G; g++)
+        for (int c = 0; c < C; c++)
+            memcpy(out + ((size_t)g * C + c) * HW, cm + c * ld + (size_t)g * HW, sizeof(real) * HW);
+}
+
+void k_conv1x1_fwd(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int HW, int G,
+                   real *scratch)
+{
+    const size_t n = (size_t)HW * G;
     const real *src[Cin];
-    for (int c = 0; c < Cin; c++) src[c] = in + (size_t)c * HW;
-    rows_combine(out, HW, Cout, w, Cin, b, src, Cin, HW);
+    if (G == 1) {
+        for (int c = 0; c < Cin; c++) src[c] = in + (size_t)c * HW;
+        rows_combine(out, HW, Cout, w, Cin, b, src, Cin, HW);
+        return;
+    }
+    const size_t ld = round_up(n);
+    real *cin = scratch, *cout = scratch + (size_t)Cin * ld;
+    gather(cin, ld, in, Cin, HW, G);
+    for (int c = 0; c < Cin; c++) src[c] = cin + c * ld;
+    rows_combine(cout, ld, Cout, w, Cin, b, src, Cin, ld);
+    scatter(out, cout, ld, Cout, HW, G);
 }
 
 void k_conv1x1_bwd(real *din, real *dw, real *db, const real *dout, const real *in, const real *w, int Cin,
-                   int Cout, int HW)
+                   int Cout, int HW, int G, real *scratch)
 {
+    size_t n = (size_t)HW * G;
+    const size_t ldr = round_up(n);
     const real *src[Cin > Cout ? Cin : Cout];
-    for (int c = 0; c < Cin; c++) src[c] = in + (size_t)c * HW;
-    rows_correlate(dw, Cin, Cout, dout, HW, src, Cin, HW);
+    real *cin = scratch, *cd = cin + (size_t)Cin * ldr, *cdin = cd + (size_t)Cout * ldr;
+    real *wt = G > 1 ? cdin + (size_t)Cin * ldr : scratch;
+    const real *xin = in, *d = dout;
+    size_t ld = HW;
+    if (G > 1) {
+        gather(cin, ldr, in, Cin, HW, G);
+        gather(cd, ldr, dout, Cout, HW, G);
+        xin = cin;
+        d = cd;
+        ld = n = ldr;
+    }
+    for (int c = 0; c < Cin; c++) src[c] = xin + c * ld;
+    rows_correlate(dw, Cin, Cout, d, ld, src, Cin, n);
     if (db)
         for (int co = 0; co < Cout; co++) {
-            const real *d = dout + (size_t)co * HW;
+            const real *dd = d + co * ld;
             real s = 0;
-            for (int i = 0; i < HW; i++) s += d[i];
+            for (size_t i = 0; i < n; i++) s += dd[i];
             db[co] += s;
         }
     if (din) {
-        real wt[Cin * Cout];
         for (int i = 0; i < Cin; i++)
             for (int o = 0; o < Cout; o++) wt[i * Cout + o] = w[o * Cin + i];
-        for (int o = 0; o < Cout; o++) src[o] = dout + (size_t)o * HW;
-        rows_combine(din, HW, Cin, wt, Cout, NULL, src, Cout, HW);
+        for (int o = 0; o < Cout; o++) src[o] = d + o * ld;
+        if (G > 1) {
+            rows_combine(cdin, ld, Cin, wt, Cout, NULL, src, Cout, ld);
+            scatter(din, cdin, ld, Cin, HW, G);
+        } else
+            rows_combine(din, HW, Cin, wt, Cout, NULL, src, Cout, n);
     }
 }
 

@@ -12,7 +12,29 @@ static inline vr vload(const real *p) { return *(const vr *)p; }
 static inline void vstore(real *p, vr v) { *(vr *)p = v; }
 static inline vr vsplat(real x) { return (vr){0} + x; }
 
-/* One tile: OB output rows x PB vectors at column p of src/out. */
+/* One tile: OB output rows x 4 vectors at column soff of src. Per tap: 4 vector loads and 4
+ * weight broadcasts feed 16 FMAs (the loads, not the FMAs, bound these small convolutions). */
+static inline void combine_tile4x4(real *out, size_t ldo, const real *w0, size_t ldw, const real *b,
+                                   const real *const *src, size_t soff, int K)
+{
+    const real *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+    vr a[4][4];
+    for (int j = 0; j < 4; j++)
+        for (int q = 0; q < 4; q++) a[j][q] = vsplat(b[j]);
+    for (int t = 0; t < K; t++) {
+        const real *s = src[t] + soff;
+        const vr s0 = vload(s), s1 = vload(s + VL), s2 = vload(s + 2 * VL), s3 = vload(s + 3 * VL);
+        const real c0 = w0[t], c1 = w1[t], c2 = w2[t], c3 = w3[t];
+        a[0][0] += c0 * s0; a[0][1] += c0 * s1; a[0][2] += c0 * s2; a[0][3] += c0 * s3;
+        a[1][0] += c1 * s0; a[1][1] += c1 * s1; a[1][2] += c1 * s2; a[1][3] += c1 * s3;
+        a[2][0] += c2 * s0; a[2][1] += c2 * s1; a[2][2] += c2 * s2; a[2][3] += c2 * s3;
+        a[3][0] += c3 * s0; a[3][1] += c3 * s1; a[3][2] += c3 * s2; a[3][3] += c3 * s3;
+    }
+    for (int j = 0; j < 4; j++)
+        for (int q = 0; q < 4; q++) vstore(out + j * ldo + q * VL, a[j][q]);
+}
+
+/* The same with 2 vectors (the remainder of a row). */
 static inline void combine_tile4(real *out, size_t ldo, const real *w0, size_t ldw, const real *b, const real *const *src,
                                  size_t soff, int K)
 {
@@ -92,13 +114,15 @@ static void correlate_tail(real *dw, size_t ldw, int O, const real *dout, size_t
 void rows_combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias, const real *const *src,
                   int K, size_t n)
 {
-    const size_t nv = n - n % (size_t)(PB * VL);
+    const size_t n4 = n - n % (size_t)(4 * VL), nv = n - n % (size_t)(PB * VL);
     int o0 = 0;
     for (; o0 + OB <= O; o0 += OB) {
         real b[OB];
         for (int j = 0; j < OB; j++) b[j] = bias ? bias[o0 + j] : 0;
-        for (size_t p = 0; p < nv; p += PB * VL)
-            combine_tile4(out + (size_t)o0 * ldo + p, ldo, w + (size_t)o0 * ldw, ldw, b, src, p, K);
+        real *orow = out + (size_t)o0 * ldo;
+        const real *wrow = w + (size_t)o0 * ldw;
+        for (size_t p = 0; p < n4; p += 4 * VL) combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K);
+        for (size_t p = n4; p < nv; p += PB * VL) combine_tile4(orow + p, ldo, wrow, ldw, b, src, p, K);
     }
     for (; o0 < O; o0++)
         for (size_t p = 0; p < nv; p += PB * VL)
@@ -106,10 +130,21 @@ void rows_combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const
     if (nv < n) combine_tail(out, ldo, O, w, ldw, bias, src, K, nv, n);
 }
 
+/* Horizontal sum by halving (vector adds, then a few scalar ones). */
+typedef real vr2 __attribute__((vector_size(VBYTES / 2), aligned(sizeof(real)), may_alias));
+typedef real vr4 __attribute__((vector_size(VBYTES / 4), aligned(sizeof(real)), may_alias));
 static inline real hsum(vr v)
 {
+    vr2 a, b;
+    memcpy(&a, &v, sizeof a);
+    memcpy(&b, (const char *)&v + sizeof a, sizeof b);
+    a += b;
+    vr4 c, d;
+    memcpy(&c, &a, sizeof c);
+    memcpy(&d, (const char *)&a + sizeof c, sizeof d);
+    c += d;
     real s = 0;
-    for (int i = 0; i < VL; i++) s += v[i];
+    for (int i = 0; i < (int)(sizeof c / sizeof(real)); i++) s += c[i];
     return s;
 }
 
@@ -124,7 +159,10 @@ void rows_correlate(real *dw, size_t ldw, int O, const real *dout, size_t ldd, c
             for (; t0 + 4 <= K; t0 += 4) {
                 const real *s0 = src[t0], *s1 = src[t0 + 1], *s2 = src[t0 + 2], *s3 = src[t0 + 3];
                 vr acc[OB][4];
-                memset(acc, 0, sizeof acc);
+#pragma GCC unroll 4
+                for (int j = 0; j < OB; j++)
+#pragma GCC unroll 4
+                    for (int i = 0; i < 4; i++) acc[j][i] = vsplat(0);
                 for (size_t p = 0; p < nv; p += VL) {
                     const vr x0 = vload(s0 + p), x1 = vload(s1 + p), x2 = vload(s2 + p), x3 = vload(s3 + p);
                     const vr y0 = vload(d0 + p), y1 = vload(d1 + p), y2 = vload(d2 + p), y3 = vload(d3 + p);
