@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GROUP 8
+#define GROUP 16
 #define BIG_MAP 256   /* pixels from which a block runs map by map */
 
 struct flow_work {
