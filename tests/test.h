@@ -56,7 +56,7 @@ static inline const char *shared_path(const char *rel)
     static char buf[8][1024];
     static int k;
     k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", shared_dir(), rel);
+    snprintf(buf[k], sizeof buf[k], "%.800s/%.200s", shared_dir(), rel);
     return buf[k];
 }
 /* A scratch folder for the test's files (created by run_tests.sh). */
@@ -66,7 +66,7 @@ static inline const char *tmp_path(const char *name)
     static int k;
     k = (k + 1) % 8;
     const char *d = getenv("CGLOW_TEST_TMP");
-    snprintf(buf[k], sizeof buf[k], "%s/%s", d ? d : "/tmp", name);
+    snprintf(buf[k], sizeof buf[k], "%.800s/%.200s", d ? d : "/tmp", name);
     return buf[k];
 }
 #endif
