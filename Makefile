@@ -121,7 +121,7 @@ test: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(B)/cglow demo --out demo
+	$(B)/cglow demo --out report
 
 clean:
 	rm -rf $(B)

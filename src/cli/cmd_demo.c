@@ -47,12 +47,12 @@ static int path(char *buf, size_t n, const char *out, const char *rel)
 
 int cmd_demo(int argc, char **argv)
 {
-    const char *out = "demo";
+    const char *out = "report";
     long sims = 200, size = 32, threads = 0, seed = 1, calib = 120;
     double minutes = 8;
     int quick = 0;
     cli_flag flags[] = {
-        {"out", FLAG_STR, &out, "output folder (demo); the report is OUT/index.html", 0, 0},
+        {"out", FLAG_STR, &out, "output folder (report); the report is OUT/index.html", 0, 0},
         {"minutes", FLAG_DOUBLE, &minutes, "training time budget in minutes (8)", 0, 0},
         {"sims", FLAG_INT, &sims, "synthetic simulations of 15 maps (200)", 0, 0},
         {"size", FLAG_INT, &size, "map side in pixels (32)", 0, 0},
