@@ -2,6 +2,7 @@
  * initialisation of section 2. */
 #include "model/model.h"
 #include "util/rng.h"
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,6 @@ typedef struct {
 static size_t add_tensor(table_builder *tb, int trainable, int ndim, int d0, int d1, int d2, int d3,
                          const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 
-#include <stdarg.h>
 static size_t add_tensor(table_builder *tb, int trainable, int ndim, int d0, int d1, int d2, int d3,
                          const char *fmt, ...)
 {
@@ -142,8 +142,6 @@ int model_alloc(const cglow_config *cfg, cglow_model **out)
         tape += (size_t)cfg->steps * step_tape_size(m, b) + (size_t)C * H * W;
         for (int k = 0; k < cfg->steps; k++) {
             step_offsets *s = &b->steps[k];
-            const char *pre = "blocks.%d.steps.%d.";
-            (void)pre;
 #define T(tr, nd, a0, a1, a2, a3, nm) add_tensor(&tb, tr, nd, a0, a1, a2, a3, "blocks.%d.steps.%d." nm, bi, k)
             s->perm = T(0, 2, C, C, 0, 0, "invconv.perm");
             s->lower = T(1, 2, C, C, 0, 0, "invconv.lower");
