@@ -89,27 +89,22 @@ static thread_bufs bufs_of(const cglow_model *m, flow_work *w, int tid)
     return b;
 }
 
-void model_update_wfwd(cglow_model *m)
+/* The invertible 1x1 convolutions' W (or W^-1) of every step, rebuilt when the parameters
+ * changed since the cache was made. */
+static void update_weights(cglow_model *m, real *cache, long *version, int inverse)
 {
-    if (m->wfwd_version == m->params_version) return;
+    if (*version == m->params_version) return;
     for (int bi = 0; bi < m->nblocks; bi++)
         for (int k = 0; k < m->cfg.steps; k++) {
             const step_offsets *s = &m->blocks[bi].steps[k];
-            invconv_weight(m->wfwd + s->wc, m->params, s, m->blocks[bi].C);
+            if (inverse) invconv_weight_inverse(cache + s->wc, m->params, s, m->blocks[bi].C);
+            else invconv_weight(cache + s->wc, m->params, s, m->blocks[bi].C);
         }
-    m->wfwd_version = m->params_version;
+    *version = m->params_version;
 }
 
-void model_update_winv(cglow_model *m)
-{
-    if (m->winv_version == m->params_version) return;
-    for (int bi = 0; bi < m->nblocks; bi++)
-        for (int k = 0; k < m->cfg.steps; k++) {
-            const step_offsets *s = &m->blocks[bi].steps[k];
-            invconv_weight_inverse(m->winv + s->wc, m->params, s, m->blocks[bi].C);
-        }
-    m->winv_version = m->params_version;
-}
+void model_update_wfwd(cglow_model *m) { update_weights(m, m->wfwd, &m->wfwd_version, 0); }
+void model_update_winv(cglow_model *m) { update_weights(m, m->winv, &m->winv_version, 1); }
 
 #define SWAP(a, b) do { real *t_ = (a); (a) = (b); (b) = t_; } while (0)
 
