@@ -36,9 +36,9 @@ int main(int argc, char **argv)
     double t0 = now_seconds();
     for (int s = 0; s < steps; s++) cglow_train_step(t, x, c, B, &res);
     double dt = now_seconds() - t0, rate = steps * B / dt;
-    /* a training step: forward + backward (~2x forward: input and weight gradients) = 3x forward */
-    printf("train   batch %d: %.1f maps/s (%.3f s/step), ~%.1f GFLOP/s at 3x forward FLOPs, loss %.4f\n", B, rate,
-           dt / steps, rate * 3 * fwd / 1e9, res.loss);
+    const double trn = cglow_model_flops_train(m);
+    printf("train   batch %d: %.1f maps/s (%.3f s/step), %.1f GFLOP/s at %.1f MFLOP per map, loss %.4f\n", B, rate,
+           dt / steps, rate * trn / 1e9, trn / 1e6, res.loss);
 
     /* scoring: one map at G*G conditions, in one call */
     const int N = G * G;

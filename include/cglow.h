@@ -89,6 +89,8 @@ size_t cglow_model_num_params(const cglow_model *m);   /* trainable parameters *
 /* FLOPs (multiply-add = 2) of a forward pass of one map, as computed by cglow (the injector's
  * border-class shortcut included) and as a naive per-pixel implementation would. */
 double cglow_model_flops_forward(const cglow_model *m, double *naive);
+/* FLOPs of one map's share of a training step (forward, backward, recomputation). */
+double cglow_model_flops_train(const cglow_model *m);
 /* Dimensions of the input (C0*H*W) and of all latents together (equal). */
 size_t cglow_model_dim(const cglow_model *m);
 

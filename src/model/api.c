@@ -179,3 +179,17 @@ double cglow_model_flops_forward(const cglow_model *m, double *naive)
     if (naive) *naive = full;
     return ours;
 }
+
+double cglow_model_flops_train(const cglow_model *m)
+{
+    /* every convolution's forward, input-gradient and weight-gradient pass (3x the forward), plus
+     * the injector nets run again in the backward (their outputs are not kept) */
+    const double P = m->cfg.cond_features, Hd = m->cfg.hidden;
+    double recompute = 0;
+    for (int bi = 0; bi < m->nblocks; bi++) {
+        const block_info *b = &m->blocks[bi];
+        const double R = (double)(b->H < 5 ? b->H : 5) * (b->W < 5 ? b->W : 5);
+        recompute += m->cfg.steps * R * 2 * (Hd * P * 9 + Hd * Hd + 2 * b->C * Hd * 9);
+    }
+    return 3 * cglow_model_flops_forward(m, NULL) + recompute;
+}
