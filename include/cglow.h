@@ -94,7 +94,8 @@ double cglow_model_flops_train(const cglow_model *m);
 /* Dimensions of the input (C0*H*W) and of all latents together (equal). */
 size_t cglow_model_dim(const cglow_model *m);
 
-/* Checkpoints (safetensors, model.md section 4). train_json may be NULL. Writes are atomic. */
+/* Checkpoints (safetensors, model.md section 4). Writes are atomic. A model is not safe to use from
+ * two threads at once (it keeps its work area); the library parallelises inside each call. */
 int cglow_model_save(const cglow_model *m, const char *path);
 int cglow_model_load(const char *path, cglow_model **out);
 /* The training-state JSON of the checkpoint ("train" metadata), or NULL; owned by the model. */
@@ -134,8 +135,7 @@ int cglow_trainer_create(cglow_model *m, const cglow_optim_config *o, int max_ba
 void cglow_trainer_free(cglow_trainer *t);
 /* One step: loss, backward, clip, Adam. x model space, c scaled. */
 int cglow_train_step(cglow_trainer *t, const float *x, const float *c, int n, cglow_step_result *r);
-/* Loss and gradient only (no update); grads (num_params, may be NULL) receives d loss/d params
- * in the order of cglow_model_tensor(). */
+/* Loss and gradient only (no update); read the gradient with cglow_trainer_get_grad(). */
 int cglow_loss_grad(cglow_trainer *t, const float *x, const float *c, int n, double *loss);
 /* Called at the end of each epoch with the epoch-mean loss (reduce-on-plateau). */
 void cglow_trainer_end_epoch(cglow_trainer *t, double epoch_loss);
