@@ -27,7 +27,7 @@ int cmd_info(int argc, char **argv)
     for (int j = 0; j < d->n_cond; j++)
         printf("condition    %-10s [%g, %g]\n", d->cond_names[j], d->cond_lo[j], d->cond_hi[j]);
     printf("parameters   %zu trainable, %d tensors\n", cglow_model_num_params(m), cglow_model_num_tensors(m));
-    printf("flops/map    forward %.1f MFLOP (a per-pixel injector would be %.1f MFLOP); training %.1f MFLOP per map\n",
+    printf("flops/map    forward %.1f MFLOP as computed (%.1f MFLOP as written); training %.1f MFLOP per map\n",
            flops / 1e6, naive / 1e6, cglow_model_flops_train(m) / 1e6);
     const char *ts = cglow_model_train_state(m);
     printf("train state  %s\n", ts ? ts : "(never trained)");

@@ -4,7 +4,7 @@
 #include "model/model.h"
 #include <string.h>
 
-typedef struct { real *in1, *col, *h1, *h2, *o, *dout, *dh2, *dh1, *din1; } cp_ws;
+typedef struct { real *in1, *col, *h1, *h2, *o, *dout, *dh2, *dh1, *din1, *wx, *dwx, *T; } cp_ws;
 
 static size_t conv_scratch(const cglow_model *m, const block_info *b, int G)
 {
@@ -18,8 +18,10 @@ size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G)
 {
     const size_t HW = (size_t)b->H * b->W, Hd = m->cfg.hidden, P = m->cfg.cond_features, C = b->C;
     const size_t cin = C / 2 + P;
-    /* in1, h1, h2, o; backward: dout, dh2, dh1, din1 (per map); and the convolutions' scratch */
-    return G * HW * (cin + Hd + Hd + C + C + Hd + Hd + cin) + conv_scratch(m, b, G);
+    /* in1, h1, h2, o; backward: dout, dh2, dh1, din1 (per map); the convolutions' scratch; the
+     * data part of conv1's weight and its gradient; the condition tables */
+    return G * HW * (cin + Hd + Hd + C + C + Hd + Hd + cin) + conv_scratch(m, b, G) + 2 * Hd * (C / 2) * 9 +
+           (size_t)G * Hd * 16 + 16;
 }
 
 static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
@@ -35,20 +37,106 @@ static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
     w.dout = ws; ws += HW * C;
     w.dh2 = ws; ws += HW * Hd;
     w.dh1 = ws; ws += HW * Hd;
-    w.din1 = ws;
+    w.din1 = ws; ws += HW * cin;
+    w.wx = ws; ws += Hd * (C / 2) * 9;
+    w.dwx = ws; ws += Hd * (C / 2) * 9;
+    w.T = ws;
     return w;
 }
 
-/* in1 (G, C/2 + P, HW) = concat(xa, condition map) */
-static void build_input(real *in1, const real *x, const real *c, const cglow_model *m, const block_info *b, int G)
+/* conv1 reads concat(xa, condition map). The condition channels are constant over the map, so
+ * their zero-padded 3x3 convolution depends only on which taps fall inside it: a table per map,
+ * output channel and (row, column) border flags. conv1 then runs on xa alone (C/2 channels
+ * instead of C/2 + P: half the work in the first block) and the table is added. */
+static inline int edge_flags(int i, int n) { return (i == 0) | ((i == n - 1) << 1); }
+static inline int tap_inside(int k, int f) { return k == 1 || (k == 0 && !(f & 1)) || (k == 2 && !(f & 2)); }
+
+/* in1 (G, C/2, HW) = xa of each map; wx (Hd, C/2, 9) = conv1's weights on xa */
+static void build_input(real *in1, real *wx, const real *x, const real *w1, const cglow_model *m, const block_info *b,
+                        int G)
 {
-    const int C = b->C, HW = b->H * b->W, P = m->cfg.cond_features, cin = C / 2 + P;
-    for (int g = 0; g < G; g++) {
-        real *dst = in1 + (size_t)g * cin * HW;
-        memcpy(dst, x + (size_t)g * C * HW, sizeof(real) * (size_t)(C / 2) * HW);
+    const int C = b->C, HW = b->H * b->W, Cx = C / 2, cin = Cx + m->cfg.cond_features, Hd = m->cfg.hidden;
+    for (int g = 0; g < G; g++) memcpy(in1 + (size_t)g * Cx * HW, x + (size_t)g * C * HW, sizeof(real) * Cx * HW);
+    for (int o = 0; o < Hd; o++) memcpy(wx + (size_t)o * Cx * 9, w1 + (size_t)o * cin * 9, sizeof(real) * Cx * 9);
+}
+
+/* T[(g*Hd + o)*16 + rf*4 + cf] = sum_j c_gj * sum of w1[o, Cx + j, taps inside for flags rf, cf] */
+static void cond_table(real *T, const real *w1, const real *c, const cglow_model *m, const block_info *b, int G)
+{
+    const int Cx = b->C / 2, P = m->cfg.cond_features, cin = Cx + P, Hd = m->cfg.hidden;
+    for (int o = 0; o < Hd; o++)
+        for (int f = 0; f < 16; f++) {
+            const int rf = f >> 2, cf = f & 3;
+            real wsum[CGLOW_MAX_COND];
+            for (int j = 0; j < P; j++) {
+                const real *k = w1 + ((size_t)o * cin + Cx + j) * 9;
+                real acc = 0;
+                for (int ky = 0; ky < 3; ky++)
+                    for (int kx = 0; kx < 3; kx++)
+                        if (tap_inside(ky, rf) && tap_inside(kx, cf)) acc += k[ky * 3 + kx];
+                wsum[j] = acc;
+            }
+            for (int g = 0; g < G; g++) {
+                real v = 0;
+                for (int j = 0; j < P; j++) v += c[g * P + j] * wsum[j];
+                T[((size_t)g * Hd + o) * 16 + f] = v;
+            }
+        }
+}
+
+/* h1 += the condition channels' contribution */
+static void add_cond(real *h1, const real *T, const block_info *b, int Hd, int G)
+{
+    const int H = b->H, W = b->W;
+    for (int g = 0; g < G; g++)
+        for (int o = 0; o < Hd; o++) {
+            const real *t = T + ((size_t)g * Hd + o) * 16;
+            real *h = h1 + ((size_t)g * Hd + o) * H * W;
+            for (int y = 0; y < H; y++) {
+                const real *tr = t + edge_flags(y, H) * 4;
+                real *r = h + (size_t)y * W;
+                if (W == 1) { r[0] += tr[3]; continue; }
+                r[0] += tr[1];
+                const real mid = tr[0];
+                for (int x2 = 1; x2 < W - 1; x2++) r[x2] += mid;
+                r[W - 1] += tr[2];
+            }
+        }
+}
+
+/* The condition channels' weight gradient: d w1[o, Cx + j, tap] += sum_g c_gj * (sum of dh1 over
+ * the pixels where the tap is inside), from the sums of dh1 per (row, column) border flags. */
+static void cond_weight_grad(real *gw1, const real *dh1, const real *c, const cglow_model *m, const block_info *b, int G)
+{
+    const int H = b->H, W = b->W, Cx = b->C / 2, P = m->cfg.cond_features, cin = Cx + P, Hd = m->cfg.hidden;
+    for (int o = 0; o < Hd; o++) {
+        double S[CGLOW_MAX_COND][16];
+        memset(S, 0, sizeof S);
+        for (int g = 0; g < G; g++) {
+            double sg[16] = {0};
+            const real *h = dh1 + ((size_t)g * Hd + o) * H * W;
+            for (int y = 0; y < H; y++) {
+                const int rf = edge_flags(y, H);
+                const real *r = h + (size_t)y * W;
+                if (W == 1) { sg[rf * 4 + 3] += r[0]; continue; }
+                double mid = 0;
+                for (int x2 = 1; x2 < W - 1; x2++) mid += r[x2];
+                sg[rf * 4 + 1] += r[0];
+                sg[rf * 4 + 0] += mid;
+                sg[rf * 4 + 2] += r[W - 1];
+            }
+            for (int j = 0; j < P; j++)
+                for (int f = 0; f < 16; f++) S[j][f] += c[g * P + j] * sg[f];
+        }
         for (int j = 0; j < P; j++) {
-            real *d = dst + (size_t)(C / 2 + j) * HW;
-            for (int i = 0; i < HW; i++) d[i] = c[g * P + j];
+            real *k = gw1 + ((size_t)o * cin + Cx + j) * 9;
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) {
+                    double acc = 0;
+                    for (int f = 0; f < 16; f++)
+                        if (tap_inside(ky, f >> 2) && tap_inside(kx, f & 3)) acc += S[j][f];
+                    k[ky * 3 + kx] += (real)acc;
+                }
         }
     }
 }
@@ -57,10 +145,11 @@ static void build_input(real *in1, const real *x, const real *c, const cglow_mod
 static void net_forward(real *h1, real *h2, real *o, const real *x, const real *c, const real *params,
                         const step_offsets *s, const cglow_model *m, const block_info *b, int G, cp_ws *w)
 {
-    const int C = b->C, H = b->H, W = b->W, HW = H * W, P = m->cfg.cond_features, Hd = m->cfg.hidden;
-    const int cin = C / 2 + P;
-    build_input(w->in1, x, c, m, b, G);
-    k_conv3x3_fwd(h1, w->in1, params + s->cp_w1, params + s->cp_b1, cin, Hd, H, W, G, 0, w->col);
+    const int C = b->C, H = b->H, W = b->W, HW = H * W, Hd = m->cfg.hidden;
+    build_input(w->in1, w->wx, x, params + s->cp_w1, m, b, G);
+    k_conv3x3_fwd(h1, w->in1, w->wx, params + s->cp_b1, C / 2, Hd, H, W, G, 0, w->col);
+    cond_table(w->T, params + s->cp_w1, c, m, b, G);
+    add_cond(h1, w->T, b, Hd, G);
     k_relu(h1, (size_t)G * Hd * HW);
     k_conv1x1_fwd(h2, h1, params + s->cp_w2, params + s->cp_b2, Hd, Hd, HW, G, w->col);
     k_relu(h2, (size_t)G * Hd * HW);
@@ -161,11 +250,17 @@ void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real gl,
     k_relu_bwd(w.dh2, h2, (size_t)Hd * GHW);
     k_conv1x1_bwd(w.dh1, grads + s->cp_w2, grads + s->cp_b2, w.dh2, h1, params + s->cp_w2, Hd, Hd, HW, G, w.col);
     k_relu_bwd(w.dh1, h1, (size_t)Hd * GHW);
-    build_input(w.in1, x, c, m, b, G);
-    k_conv3x3_bwd(w.din1, grads + s->cp_w1, grads + s->cp_b1, w.dh1, w.in1, params + s->cp_w1, cin, Hd, H, W, G, 0,
-                  w.col);
+    build_input(w.in1, w.wx, x, params + s->cp_w1, m, b, G);
+    memset(w.dwx, 0, sizeof(real) * Hd * (C / 2) * 9);
+    k_conv3x3_bwd(w.din1, w.dwx, grads + s->cp_b1, w.dh1, w.in1, w.wx, C / 2, Hd, H, W, G, 0, w.col);
+    for (int o = 0; o < Hd; o++) {
+        real *dst = grads + s->cp_w1 + (size_t)o * cin * 9;
+        const real *src = w.dwx + (size_t)o * (C / 2) * 9;
+        for (int i = 0; i < (C / 2) * 9; i++) dst[i] += src[i];
+    }
+    cond_weight_grad(grads + s->cp_w1, w.dh1, c, m, b, G);
     for (int g = 0; g < G; g++) {
-        const real *d1 = w.din1 + (size_t)g * cin * HW, *dyg = dy + (size_t)g * C * HW;
+        const real *d1 = w.din1 + (size_t)g * (C / 2) * HW, *dyg = dy + (size_t)g * C * HW;
         real *dxg = dx + (size_t)g * C * HW;
         for (size_t i = 0; i < half; i++) dxg[i] = dyg[i] + d1[i];
     }
