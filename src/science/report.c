@@ -69,8 +69,9 @@ static int group_of(const char *rel)
     if (!strncmp(b, "calibration", 11)) return G_CAL;
     if (!strncmp(b, "posterior", 9) || !strncmp(b, "summary", 7)) return G_POST;
     if (!strncmp(b, "samples", 7) || strstr(b, "_maps.") || !strncmp(b, "maps", 4)) return G_MAPS;
-    if (!strncmp(b, "pk", 2) || !strncmp(b, "eval", 4) || strstr(b, "spectr")) return G_PK;
-    if (!strncmp(b, "loss", 4) || !strncmp(b, "train", 5)) return G_TRAIN;
+    /* by name, or by the folder cglow eval / cglow train wrote it in */
+    if (!strncmp(b, "pk", 2) || !strncmp(b, "eval", 4) || strstr(b, "spectr") || !strncmp(rel, "eval/", 5)) return G_PK;
+    if (!strncmp(b, "loss", 4) || !strncmp(b, "train", 5) || !strncmp(rel, "train/", 6)) return G_TRAIN;
     return G_OTHER;
 }
 
