@@ -61,9 +61,9 @@ $(B)/cglow_asan: $(ASANCLI_OBJ) $(B)/libcglow_asan.a
 
 # tests/test_*.c link the float32 library; tests/test_*64.c link the float64 one.
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
-$(B)/tests/%64: tests/%64.c tests/test.h $(B)/libcglow_asan64.a
+$(B)/tests/%64: tests/%64.c $(wildcard tests/*.h) $(B)/libcglow_asan64.a
 	@mkdir -p $(@D); $(CC) $(CFLAGS) -O1 $(SAN) -DCGLOW_DOUBLE=1 -o $@ $< $(B)/libcglow_asan64.a $(LDLIBS)
-$(B)/tests/%: tests/%.c tests/test.h $(B)/libcglow_asan.a
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libcglow_asan.a
 	@mkdir -p $(@D); $(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(B)/libcglow_asan.a $(LDLIBS)
 
 BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))

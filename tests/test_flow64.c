@@ -3,6 +3,7 @@
 #include "test.h"
 #include "model/model.h"
 #include "util/rng.h"
+#include "model_util.h"
 
 void dgetrf_(const int *m, const int *n, double *a, const int *lda, int *ipiv, int *info);
 
@@ -10,23 +11,7 @@ static rng_t R;
 
 static cglow_model *random_model(int H, int levels, int steps, int hidden, cglow_prior_kind prior)
 {
-    cglow_config c;
-    cglow_config_preset(&c, "higlow");
-    c.height = c.width = H;
-    c.levels = levels;
-    c.steps = steps;
-    c.hidden = hidden;
-    c.prior_hidden = 4;
-    c.prior = prior;
-    cglow_model *m;
-    if (cglow_model_create(&c, 3, &m)) return NULL;
-    for (int i = 0; i < m->ntensors; i++) {
-        tensor_entry *t = &m->tensors[i];
-        if (t->info.trainable)
-            for (size_t k = 0; k < t->info.size; k++) m->params[t->off + k] += 0.15 * rng_normal(&R);
-    }
-    model_params_changed(m);
-    return m;
+    return random_test_model(&R, H, levels, steps, hidden, 4, prior, 3, 0.15, 0.15);
 }
 
 static void whole_model_grad(cglow_prior_kind prior)

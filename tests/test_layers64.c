@@ -4,31 +4,15 @@
 #include "test.h"
 #include "model/model.h"
 #include "util/rng.h"
+#include "model_util.h"
 
 static rng_t R;
 
+/* zeroconvs smaller, so that no log-scale reaches its clamp: there the straight-through gradient
+ * differs from the finite difference by design (tested apart below) */
 static cglow_model *random_model(int H, int levels, int steps, int hidden, cglow_prior_kind prior)
 {
-    cglow_config c;
-    cglow_config_preset(&c, "higlow");
-    c.height = c.width = H;
-    c.levels = levels;
-    c.steps = steps;
-    c.hidden = hidden;
-    c.prior_hidden = 3;
-    c.prior = prior;
-    cglow_model *m;
-    if (cglow_model_create(&c, 7, &m)) { printf("  %s\n", cglow_last_error()); return NULL; }
-    for (int i = 0; i < m->ntensors; i++) {
-        tensor_entry *t = &m->tensors[i];
-        if (!t->info.trainable) continue;
-        /* zeroconvs smaller, so that no log-scale reaches its clamp: there the straight-through
-         * gradient differs from the finite difference by design (tested apart below) */
-        const double s = strstr(t->info.name, ".zero.") ? 0.05 : 0.2;
-        for (size_t k = 0; k < t->info.size; k++) m->params[t->off + k] += s * rng_normal(&R);
-    }
-    model_params_changed(m);
-    return m;
+    return random_test_model(&R, H, levels, steps, hidden, 3, prior, 7, 0.2, 0.05);
 }
 
 static void fill(real *x, size_t n, double s)

@@ -22,12 +22,8 @@ int cmd_grad(int argc, char **argv)
     if (rc) return help ? 0 : rc;
     cli_apply_threads(threads);
     cglow_model *m;
-    if (cglow_model_load(model, &m)) return cli_fail_lib();
     cglow_dataset ds;
-    if (cglow_dataset_open(maps, cond, NULL, cglow_model_config(m)->cond_features, &ds)) {
-        cglow_model_free(m);
-        return cli_fail_lib();
-    }
+    if (cli_open_model_data(model, maps, cond, &m, &ds)) return 1;
     const size_t N = ds.n_maps, D = cglow_model_dim(m), P = ds.n_cond;
     const int nt = cglow_model_num_tensors(m);
     float *raw = malloc(sizeof(float) * N * ds.height * ds.width), *x = malloc(sizeof(float) * N * D);
@@ -41,7 +37,6 @@ int cmd_grad(int argc, char **argv)
     cglow_optim_config_default(&o);
     double loss = 0;
     if (!raw || !x || !c || !g || !ts) rc = cglow_set_error(CGLOW_ENOMEM, "out of memory");
-    if (!rc) rc = cli_data_fits(m, &ds);
     if (!rc) rc = cli_data_batch(m, &ds, 0, N, raw, x, c);
     if (!rc) rc = cglow_trainer_create(m, &o, (int)N, &t);
     if (!rc) rc = cglow_loss_grad(t, x, c, (int)N, &loss);

@@ -23,18 +23,13 @@ int cmd_logprob(int argc, char **argv)
     if (batch < 1) return cli_fail("--batch must be >= 1");
     cli_apply_threads(threads);
     cglow_model *m;
-    if (cglow_model_load(model, &m)) return cli_fail_lib();
     cglow_dataset ds;
-    if (cglow_dataset_open(maps, cond, NULL, cglow_model_config(m)->cond_features, &ds)) {
-        cglow_model_free(m);
-        return cli_fail_lib();
-    }
+    if (cli_open_model_data(model, maps, cond, &m, &ds)) return 1;
     const size_t N = ds.n_maps, D = cglow_model_dim(m), P = ds.n_cond, B = (size_t)batch;
     float *raw = malloc(sizeof(float) * B * ds.height * ds.width), *x = malloc(sizeof(float) * B * D);
     float *c = malloc(sizeof(float) * B * P), *u = malloc(sizeof(float) * B * D);
     double *lp = malloc(sizeof(double) * N);
     if (!raw || !x || !c || !u || !lp) rc = cglow_set_error(CGLOW_ENOMEM, "out of memory");
-    if (!rc) rc = cli_data_fits(m, &ds);
     for (size_t first = 0; first < N && !rc; first += B) {
         size_t n = N - first < B ? N - first : B;
         rc = cli_data_batch(m, &ds, first, n, raw, x, c);

@@ -30,3 +30,19 @@ int cli_data_batch(cglow_model *m, const cglow_dataset *ds, size_t first, size_t
     }
     return 0;
 }
+
+int cli_open_model_data(const char *model, const char *maps, const char *cond, cglow_model **m, cglow_dataset *ds)
+{
+    if (cglow_model_load(model, m)) return cli_fail_lib();
+    if (cglow_dataset_open(maps, cond, NULL, cglow_model_config(*m)->cond_features, ds)) {
+        cglow_model_free(*m);
+        return cli_fail_lib();
+    }
+    if (cli_data_fits(*m, ds)) {
+        int rc = cli_fail_lib();
+        cglow_dataset_close(ds);
+        cglow_model_free(*m);
+        return rc;
+    }
+    return 0;
+}

@@ -261,41 +261,34 @@ static int range_check(const cglow_npy *f, size_t first, size_t count)
     return 0;
 }
 
-int cglow_npy_read_f32(cglow_npy *f, size_t first, size_t count, float *out)
+/* Items first..first+count-1 into out as float (want 4) or double (want 8), converting when the
+ * file holds the other width. */
+static int read_items(cglow_npy *f, size_t first, size_t count, void *out, int want)
 {
     int rc = range_check(f, first, count);
     if (rc) return rc;
     size_t n = count * f->row_items, off = f->data_off + first * f->row_items * (size_t)f->itemsize;
     if (n == 0) return 0;
     const unsigned char *src = f->map + off;
-    if (f->itemsize == 4) memcpy(out, src, n * 4);
-    else
+    if (f->itemsize == want) memcpy(out, src, n * (size_t)want);
+    else if (want == 4)
         for (size_t i = 0; i < n; i++) {
             double v;
             memcpy(&v, src + 8 * i, 8);
-            out[i] = (float)v;
+            ((float *)out)[i] = (float)v;
+        }
+    else
+        for (size_t i = 0; i < n; i++) {
+            float v;
+            memcpy(&v, src + 4 * i, 4);
+            ((double *)out)[i] = v;
         }
     drop_pages(f, off, n * (size_t)f->itemsize);
     return 0;
 }
 
-int cglow_npy_read_f64(cglow_npy *f, size_t first, size_t count, double *out)
-{
-    int rc = range_check(f, first, count);
-    if (rc) return rc;
-    size_t n = count * f->row_items, off = f->data_off + first * f->row_items * (size_t)f->itemsize;
-    if (n == 0) return 0;
-    const unsigned char *src = f->map + off;
-    if (f->itemsize == 8) memcpy(out, src, n * 8);
-    else
-        for (size_t i = 0; i < n; i++) {
-            float v;
-            memcpy(&v, src + 4 * i, 4);
-            out[i] = v;
-        }
-    drop_pages(f, off, n * (size_t)f->itemsize);
-    return 0;
-}
+int cglow_npy_read_f32(cglow_npy *f, size_t first, size_t count, float *out) { return read_items(f, first, count, out, 4); }
+int cglow_npy_read_f64(cglow_npy *f, size_t first, size_t count, double *out) { return read_items(f, first, count, out, 8); }
 
 static int load_any(const char *path, int want, void **data, int *ndim, size_t shape[4])
 {
