@@ -21,6 +21,42 @@ void k_conv3x3_fwd(real *out, const real *in, const real *w, const real *b, int 
 void k_conv3x3_bwd(real *din, real *dw, real *db, const real *dout, const real *in, const real *w, int Cin,
                    int Cout, int H, int W, int G, real pad, real *scratch);
 
+/* ---- Padded planes: the layout in which a chain of convolutions passes activations without
+ * copies. A tensor of C channels for G maps is, per channel, a plane of k_plane_size(H, W, G)
+ * elements: the G maps side by side, each (H+2) x (W+2) with a one-pixel border, then slack.
+ * Pixel (y, x) of map g, channel c sits at
+ *     c * PL + k_plane_origin(H, W) + g * (H+2)(W+2) + y * (W+2) + x.
+ * A 3x3 convolution reads the 9 shifted views of each input plane and writes every position of
+ * its output plane's interior span, so that the next convolution can read it in place; only the
+ * border has to be reset (k_plane_border) to the padding value the next convolution expects
+ * (0, or 1 for a zeroconv), or to 0 in a gradient plane before a weight gradient.
+ * Maps of 1x1 pixels have no border (of the 9 taps only the centre sees the map): origin 0, one
+ * element per map, and the 3x3 convolutions use the centre tap plus the padding's constant. */
+size_t k_plane_size(int H, int W, int G);
+size_t k_plane_origin(int H, int W);
+/* Map g's offset from the origin, and the stride between rows. */
+size_t k_plane_map(int H, int W);
+int k_plane_row(int H, int W);
+/* An upper bound of k_plane_size(H, W, G) / G for every G >= 1 (for per-map tape budgets). */
+size_t k_plane_map_bound(int H, int W);
+/* planes (C, PL) from in: map g's channel c at in + g * map_stride + c * H * W; border = pad. */
+void k_to_planes(real *planes, const real *in, int C, int H, int W, int G, size_t map_stride, real pad);
+void k_plane_border(real *planes, int C, int H, int W, int G, real pad);
+/* Scratch of the plane convolutions (weights flipped or reduced to the centre tap). */
+size_t k_conv_planes_scratch(int Cin, int Cout);
+/* out planes (Cout) = conv3x3(in planes (Cin), border as set) + b, then max(., 0) when relu;
+ * pad is the border's value, needed only for 1x1 maps. out's border is left undefined. */
+void k_conv3x3_planes(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
+                      real pad, int relu, real *scratch);
+void k_conv1x1_planes(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
+                      int relu);
+/* Backward: dout planes with a zero border; in as in the forward (its border = pad). dw, db
+ * accumulate; din (may be NULL) receives planes with an undefined border. */
+void k_conv3x3_planes_bwd(real *din, real *dw, real *db, const real *dout, const real *in, const real *w, int Cin,
+                          int Cout, int H, int W, int G, real pad, real *scratch);
+void k_conv1x1_planes_bwd(real *din, real *dw, real *db, const real *dout, const real *in, const real *w, int Cin,
+                          int Cout, int H, int W, int G, real *scratch);
+
 /* conv1x1 (also the invertible 1x1 convolution, b = NULL): out (G, Cout, HW) = w (Cout, Cin) in + b. */
 size_t k_conv1x1_scratch(int Cin, int Cout, int HW, int G);
 void k_conv1x1_fwd(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int HW, int G,

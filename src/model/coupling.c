@@ -4,44 +4,84 @@
 #include "model/model.h"
 #include <string.h>
 
-typedef struct { real *in1, *col, *h1, *h2, *o, *dout, *dh2, *dh1, *din1, *wx, *dwx, *T; } cp_ws;
+/* The CNN's activations live in padded planes (kernels.h): conv1 reads xa's planes, writes h1's,
+ * the 1x1 convolution reads those in place and writes h2's, whose border is set to 1 for the
+ * zeroconv; nothing is copied between the convolutions. */
+typedef struct {
+    real *xa, *h1, *h2, *o, *dout, *dh2, *dh1, *din, *wx, *dwx, *wz, *bz, *T, *sc, *kscr;
+    size_t PL, org, MP;
+    int Wr;
+} cp_ws;
 
-static size_t conv_scratch(const cglow_model *m, const block_info *b, int G)
+static size_t kscr_size(const cglow_model *m, const block_info *b)
 {
-    const int Hd = m->cfg.hidden, cin = b->C / 2 + m->cfg.cond_features, HW = b->H * b->W;
-    size_t a = k_conv3x3_scratch(cin, Hd, b->H, b->W, G), z = k_conv3x3_scratch(Hd, b->C, b->H, b->W, G);
-    size_t o = k_conv1x1_scratch(Hd, Hd, HW, G), mx = a > z ? a : z;
-    return mx > o ? mx : o;
+    const int Hd = m->cfg.hidden, mx = b->C > Hd ? b->C : Hd;
+    return k_conv_planes_scratch(Hd, mx);
+}
+
+size_t coupling_tape_size(const cglow_model *m, const block_info *b, int G)
+{
+    return (2 * (size_t)m->cfg.hidden + b->C) * k_plane_size(b->H, b->W, G);
 }
 
 size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G)
 {
-    const size_t HW = (size_t)b->H * b->W, Hd = m->cfg.hidden, P = m->cfg.cond_features, C = b->C;
-    const size_t cin = C / 2 + P;
-    /* in1, h1, h2, o; backward: dout, dh2, dh1, din1 (per map); the convolutions' scratch; the
-     * data part of conv1's weight and its gradient; the condition tables */
-    return G * HW * (cin + Hd + Hd + C + C + Hd + Hd + cin) + conv_scratch(m, b, G) + 2 * Hd * (C / 2) * 9 +
-           (size_t)G * Hd * 16 + 16;
+    const size_t PL = k_plane_size(b->H, b->W, G), Hd = m->cfg.hidden, C = b->C, Cx = C / 2;
+    /* xa, h1, h2, o; backward: dout, dh2, dh1, din; conv1's weights on xa and their gradient;
+     * the prescaled zeroconv; the condition tables; one map's scales; the kernels' scratch */
+    return PL * (Cx + Hd + Hd + C + C + Hd + Hd + Cx) + 2 * Hd * Cx * 9 + C * Hd * 9 + C + (size_t)G * Hd * 16 +
+           Cx * (size_t)b->H * b->W + kscr_size(m, b) + 16;
 }
 
 static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
 {
-    const size_t HW = (size_t)b->H * b->W * G, Hd = m->cfg.hidden, P = m->cfg.cond_features, C = b->C;
-    const size_t cin = C / 2 + P;
+    const size_t PL = k_plane_size(b->H, b->W, G), Hd = m->cfg.hidden, C = b->C, Cx = C / 2;
     cp_ws w;
-    w.in1 = ws; ws += HW * cin;
-    w.col = ws; ws += conv_scratch(m, b, G);
-    w.h1 = ws; ws += HW * Hd;
-    w.h2 = ws; ws += HW * Hd;
-    w.o = ws; ws += HW * C;
-    w.dout = ws; ws += HW * C;
-    w.dh2 = ws; ws += HW * Hd;
-    w.dh1 = ws; ws += HW * Hd;
-    w.din1 = ws; ws += HW * cin;
-    w.wx = ws; ws += Hd * (C / 2) * 9;
-    w.dwx = ws; ws += Hd * (C / 2) * 9;
-    w.T = ws;
+    w.PL = PL; w.org = k_plane_origin(b->H, b->W); w.MP = k_plane_map(b->H, b->W); w.Wr = k_plane_row(b->H, b->W);
+    w.xa = ws; ws += PL * Cx;
+    w.h1 = ws; ws += PL * Hd;
+    w.h2 = ws; ws += PL * Hd;
+    w.o = ws; ws += PL * C;
+    w.dout = ws; ws += PL * C;
+    w.dh2 = ws; ws += PL * Hd;
+    w.dh1 = ws; ws += PL * Hd;
+    w.din = ws; ws += PL * Cx;
+    w.wx = ws; ws += Hd * Cx * 9;
+    w.dwx = ws; ws += Hd * Cx * 9;
+    w.wz = ws; ws += C * Hd * 9;
+    w.bz = ws; ws += C;
+    w.T = ws; ws += (size_t)G * Hd * 16;
+    w.sc = ws; ws += Cx * (size_t)b->H * b->W;
+    w.kscr = ws;
     return w;
+}
+
+/* Row y of map g of plane channel c. */
+static inline real *prow(real *planes, const cp_ws *w, int c, int g, int y)
+{
+    return planes + (size_t)c * w->PL + w->org + (size_t)g * w->MP + (size_t)y * w->Wr;
+}
+
+/* sum of log v[i] (v > 0) as logs of products, one log per 64 elements: 8 running products in
+ * double (vectorised), each of at most 71 factors >= clamp, which cannot underflow unless the
+ * clamp is below ~5e-5 (then one log per element). */
+static double sum_log(const real *v, size_t n, real clamp)
+{
+    double ld = 0;
+    if (clamp < 1e-3) {
+        for (size_t i = 0; i < n; i++) ld += log(v[i]);
+        return ld;
+    }
+    for (size_t i0 = 0; i0 < n; i0 += 512) {
+        const size_t m = n - i0 < 512 ? n - i0 : 512;
+        double p[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        size_t i = 0;
+        for (; i + 8 <= m; i += 8)
+            for (int l = 0; l < 8; l++) p[l] *= v[i0 + i + l];
+        for (; i < m; i++) p[0] *= v[i0 + i];
+        for (int l = 0; l < 8; l++) ld += log(p[l]);
+    }
+    return ld;
 }
 
 /* conv1 reads concat(xa, condition map). The condition channels are constant over the map, so
@@ -51,12 +91,10 @@ static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
 static inline int edge_flags(int i, int n) { return (i == 0) | ((i == n - 1) << 1); }
 static inline int tap_inside(int k, int f) { return k == 1 || (k == 0 && !(f & 1)) || (k == 2 && !(f & 2)); }
 
-/* in1 (G, C/2, HW) = xa of each map; wx (Hd, C/2, 9) = conv1's weights on xa */
-static void build_input(real *in1, real *wx, const real *x, const real *w1, const cglow_model *m, const block_info *b,
-                        int G)
+/* wx (Hd, C/2, 9) = conv1's weights on xa */
+static void xa_weights(real *wx, const real *w1, const cglow_model *m, const block_info *b)
 {
-    const int C = b->C, HW = b->H * b->W, Cx = C / 2, cin = Cx + m->cfg.cond_features, Hd = m->cfg.hidden;
-    for (int g = 0; g < G; g++) memcpy(in1 + (size_t)g * Cx * HW, x + (size_t)g * C * HW, sizeof(real) * Cx * HW);
+    const int Cx = b->C / 2, cin = Cx + m->cfg.cond_features, Hd = m->cfg.hidden;
     for (int o = 0; o < Hd; o++) memcpy(wx + (size_t)o * Cx * 9, w1 + (size_t)o * cin * 9, sizeof(real) * Cx * 9);
 }
 
@@ -84,29 +122,39 @@ static void cond_table(real *T, const real *w1, const real *c, const cglow_model
         }
 }
 
-/* h1 += the condition channels' contribution */
-static void add_cond(real *h1, const real *T, const block_info *b, int Hd, int G)
+static inline real relu1(real v) { return v > 0 ? v : 0; }
+
+/* h1 = max(h1 + the condition channels' contribution, 0) at every pixel. The contribution is
+ * one value (T[0]) inside the map and differs on its first and last rows and columns: those get
+ * their difference to T[0] first, then one long vectorised pass over the map's rows (the border
+ * positions between them included; they are never read as pixels) adds T[0] and clamps. */
+static void add_cond_relu(real *h1, const real *T, const block_info *b, int Hd, int G, const cp_ws *w)
 {
     const int H = b->H, W = b->W;
-    for (int g = 0; g < G; g++)
-        for (int o = 0; o < Hd; o++) {
+    const size_t span = (size_t)(H - 1) * w->Wr + W;
+    for (int o = 0; o < Hd; o++)
+        for (int g = 0; g < G; g++) {
             const real *t = T + ((size_t)g * Hd + o) * 16;
-            real *h = h1 + ((size_t)g * Hd + o) * H * W;
+            const real mid = t[0];
             for (int y = 0; y < H; y++) {
-                const real *tr = t + edge_flags(y, H) * 4;
-                real *r = h + (size_t)y * W;
-                if (W == 1) { r[0] += tr[3]; continue; }
-                r[0] += tr[1];
-                const real mid = tr[0];
-                for (int x2 = 1; x2 < W - 1; x2++) r[x2] += mid;
-                r[W - 1] += tr[2];
+                const int rf = edge_flags(y, H);
+                const real *tr = t + rf * 4;
+                real *r = prow(h1, w, o, g, y);
+                if (W == 1) { r[0] += tr[3] - mid; continue; }
+                r[0] += tr[1] - mid;
+                r[W - 1] += tr[2] - mid;
+                if (rf)
+                    for (int x2 = 1; x2 < W - 1; x2++) r[x2] += tr[0] - mid;
             }
+            real *r = prow(h1, w, o, g, 0);
+            for (size_t i = 0; i < span; i++) r[i] = relu1(r[i] + mid);
         }
 }
 
 /* The condition channels' weight gradient: d w1[o, Cx + j, tap] += sum_g c_gj * (sum of dh1 over
  * the pixels where the tap is inside), from the sums of dh1 per (row, column) border flags. */
-static void cond_weight_grad(real *gw1, const real *dh1, const real *c, const cglow_model *m, const block_info *b, int G)
+static void cond_weight_grad(real *gw1, real *dh1, const real *c, const cglow_model *m, const block_info *b, int G,
+                             const cp_ws *w)
 {
     const int H = b->H, W = b->W, Cx = b->C / 2, P = m->cfg.cond_features, cin = Cx + P, Hd = m->cfg.hidden;
     for (int o = 0; o < Hd; o++) {
@@ -114,10 +162,9 @@ static void cond_weight_grad(real *gw1, const real *dh1, const real *c, const cg
         memset(S, 0, sizeof S);
         for (int g = 0; g < G; g++) {
             double sg[16] = {0};
-            const real *h = dh1 + ((size_t)g * Hd + o) * H * W;
             for (int y = 0; y < H; y++) {
                 const int rf = edge_flags(y, H);
-                const real *r = h + (size_t)y * W;
+                const real *r = prow(dh1, w, o, g, y);
                 if (W == 1) { sg[rf * 4 + 3] += r[0]; continue; }
                 double mid = 0;
                 for (int x2 = 1; x2 < W - 1; x2++) mid += r[x2];
@@ -141,52 +188,56 @@ static void cond_weight_grad(real *gw1, const real *dh1, const real *c, const cg
     }
 }
 
-/* The CNN: o (G, C, HW) from xa and c. h1, h2, o may point into a tape. */
+/* The CNN: o (C planes) from xa (the first C/2 channels of x, (G, C, H, W)) and c. h1, h2, o
+ * may point into a tape. */
 static void net_forward(real *h1, real *h2, real *o, const real *x, const real *c, const real *params,
                         const step_offsets *s, const cglow_model *m, const block_info *b, int G, cp_ws *w)
 {
-    const int C = b->C, H = b->H, W = b->W, HW = H * W, Hd = m->cfg.hidden;
-    build_input(w->in1, w->wx, x, params + s->cp_w1, m, b, G);
-    k_conv3x3_fwd(h1, w->in1, w->wx, params + s->cp_b1, C / 2, Hd, H, W, G, 0, w->col);
+    const int C = b->C, H = b->H, W = b->W, Hd = m->cfg.hidden;
+    k_to_planes(w->xa, x, C / 2, H, W, G, (size_t)C * H * W, 0);
+    xa_weights(w->wx, params + s->cp_w1, m, b);
+    k_conv3x3_planes(h1, w->xa, w->wx, params + s->cp_b1, C / 2, Hd, H, W, G, 0, 0, w->kscr);
     cond_table(w->T, params + s->cp_w1, c, m, b, G);
-    add_cond(h1, w->T, b, Hd, G);
-    k_relu(h1, (size_t)G * Hd * HW);
-    k_conv1x1_fwd(h2, h1, params + s->cp_w2, params + s->cp_b2, Hd, Hd, HW, G, w->col);
-    k_relu(h2, (size_t)G * Hd * HW);
-    k_conv3x3_fwd(o, h2, params + s->cp_zw, params + s->cp_zb, Hd, C, H, W, G, 1, w->col);
-    const real *zs = params + s->cp_zs;
-    for (int g = 0; g < G; g++)
-        for (int ch = 0; ch < C; ch++) {
-            real f = (real)exp(3.0 * zs[ch]);
-            real *oc = o + ((size_t)g * C + ch) * HW;
-            for (int i = 0; i < HW; i++) oc[i] *= f;
-        }
+    add_cond_relu(h1, w->T, b, Hd, G, w);
+    k_conv1x1_planes(h2, h1, params + s->cp_w2, params + s->cp_b2, Hd, Hd, H, W, G, 1);
+    k_plane_border(h2, Hd, H, W, G, 1);
+    /* o = (conv(h2) + zb) * exp(3 zs): the factor goes into the weights and bias */
+    const real *zw = params + s->cp_zw, *zb = params + s->cp_zb, *zs = params + s->cp_zs;
+    for (int ch = 0; ch < C; ch++) {
+        const real f = (real)exp(3.0 * zs[ch]);
+        for (int i = 0; i < Hd * 9; i++) w->wz[(size_t)ch * Hd * 9 + i] = zw[(size_t)ch * Hd * 9 + i] * f;
+        w->bz[ch] = zb[ch] * f;
+    }
+    k_conv3x3_planes(o, h2, w->wz, w->bz, Hd, C, H, W, G, 1, 0, w->kscr);
 }
+
+static inline real coupling_scale(real a, real clamp) { return (1 - clamp) * sigmoid_r(a + 2) + clamp; }
 
 void coupling_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
                   const cglow_model *m, const block_info *b, int G, real *tape, real *ws, double *logdet)
 {
     cp_ws w = carve(m, b, G, ws);
-    const int C = b->C, HW = b->H * b->W, Hd = m->cfg.hidden;
-    const size_t GHW = (size_t)G * HW;
-    real *h1 = tape ? tape : w.h1, *h2 = tape ? tape + Hd * GHW : w.h2, *o = tape ? tape + 2 * Hd * GHW : w.o;
+    const int C = b->C, Cx = C / 2, H = b->H, W = b->W, HW = H * W, Hd = m->cfg.hidden;
+    real *h1 = tape ? tape : w.h1, *h2 = tape ? tape + Hd * w.PL : w.h2, *o = tape ? tape + 2 * Hd * w.PL : w.o;
     net_forward(h1, h2, o, x, c, params, s, m, b, G, &w);
-    const size_t half = (size_t)(C / 2) * HW;
+    const size_t half = (size_t)Cx * HW;
     const real clamp = m->cfg.coupling_clamp;
     for (int g = 0; g < G; g++) {
-        const real *xg = x + (size_t)g * C * HW, *og = o + (size_t)g * C * HW;
+        const real *xg = x + (size_t)g * C * HW;
         real *yg = y + (size_t)g * C * HW;
         if (yg != xg) memcpy(yg, xg, sizeof(real) * half);
-        /* sum of log s as the log of products of 256 factors (s >= clamp >= 0: no underflow in
-         * double unless clamp < 0.06), one log call per 256 elements */
-        double ld = 0, prod = 1;
-        for (size_t i = 0; i < half; i++) {
-            const real sc = (1 - clamp) * sigmoid_r(og[i] + 2) + clamp;
-            yg[half + i] = (xg[half + i] + og[half + i]) * sc;
-            prod *= sc;
-            if ((i & 255) == 255 || prod < 1e-250) { ld += log(prod); prod = 1; }
-        }
-        logdet[g] += ld + log(prod);
+        for (int ch = 0; ch < Cx; ch++)
+            for (int r = 0; r < H; r++) {
+                const real *ls = prow(o, &w, ch, g, r), *t = prow(o, &w, Cx + ch, g, r);
+                const real *xr = xg + half + ((size_t)ch * H + r) * W;
+                real *yr = yg + half + ((size_t)ch * H + r) * W, *sr = w.sc + ((size_t)ch * H + r) * W;
+                for (int i = 0; i < W; i++) {
+                    const real sc = coupling_scale(ls[i], clamp);
+                    sr[i] = sc;
+                    yr[i] = (xr[i] + t[i]) * sc;
+                }
+            }
+        logdet[g] += sum_log(w.sc, half, clamp);
     }
 }
 
@@ -194,18 +245,21 @@ void coupling_inv(real *x, const real *y, const real *c, const real *params, con
                   const cglow_model *m, const block_info *b, int G, real *ws)
 {
     cp_ws w = carve(m, b, G, ws);
-    const int C = b->C, HW = b->H * b->W;
+    const int C = b->C, Cx = C / 2, H = b->H, W = b->W, HW = H * W;
     net_forward(w.h1, w.h2, w.o, y, c, params, s, m, b, G, &w);
-    const size_t half = (size_t)(C / 2) * HW;
+    const size_t half = (size_t)Cx * HW;
     const real clamp = m->cfg.coupling_clamp;
     for (int g = 0; g < G; g++) {
-        const real *yg = y + (size_t)g * C * HW, *og = w.o + (size_t)g * C * HW;
+        const real *yg = y + (size_t)g * C * HW;
         real *xg = x + (size_t)g * C * HW;
         if (xg != yg) memcpy(xg, yg, sizeof(real) * half);
-        for (size_t i = 0; i < half; i++) {
-            const real sc = (1 - clamp) * sigmoid_r(og[i] + 2) + clamp;
-            xg[half + i] = yg[half + i] / sc - og[half + i];
-        }
+        for (int ch = 0; ch < Cx; ch++)
+            for (int r = 0; r < H; r++) {
+                const real *ls = prow(w.o, &w, ch, g, r), *t = prow(w.o, &w, Cx + ch, g, r);
+                const real *yr = yg + half + ((size_t)ch * H + r) * W;
+                real *xr = xg + half + ((size_t)ch * H + r) * W;
+                for (int i = 0; i < W; i++) xr[i] = yr[i] / coupling_scale(ls[i], clamp) - t[i];
+            }
     }
 }
 
@@ -214,54 +268,67 @@ void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real gl,
                   const real *tape, real *ws)
 {
     cp_ws w = carve(m, b, G, ws);
-    const int C = b->C, H = b->H, W = b->W, HW = H * W, Hd = m->cfg.hidden, P = m->cfg.cond_features;
-    const int cin = C / 2 + P;
-    const size_t GHW = (size_t)G * HW;
-    const real *h1 = tape, *h2 = tape + Hd * GHW, *o = tape + 2 * Hd * GHW;
-    const size_t half = (size_t)(C / 2) * HW;
+    const int C = b->C, Cx = C / 2, H = b->H, W = b->W, HW = H * W, Hd = m->cfg.hidden;
+    const real *h1 = tape, *h2 = tape + Hd * w.PL, *o = tape + 2 * Hd * w.PL;
+    const size_t half = (size_t)Cx * HW;
     const real clamp = m->cfg.coupling_clamp;
-    /* yb = (xb + t) s; logdet = sum log s */
+    /* yb = (xb + t) s, logdet = sum log s: d t and d log_s into dout's planes */
     for (int g = 0; g < G; g++) {
         const size_t base = (size_t)g * C * HW;
-        const real *og = o + base, *xg = x + base, *dyg = dy + base;
-        real *dxg = dx + base, *dog = w.dout + base;
-        for (size_t i = 0; i < half; i++) {
-            const real sg = sigmoid_r(og[i] + 2), sc = (1 - clamp) * sg + clamp;
-            const real gy = dyg[half + i];
-            dxg[half + i] = gy * sc;
-            dog[half + i] = gy * sc;                                    /* d t */
-            const real ds = gy * (xg[half + i] + og[half + i]) + gl / sc;
-            dog[i] = ds * (1 - clamp) * sg * (1 - sg);                  /* d log_s */
-        }
+        for (int ch = 0; ch < Cx; ch++)
+            for (int r = 0; r < H; r++) {
+                const size_t at = base + half + ((size_t)ch * H + r) * W;
+                const real *ls = prow((real *)o, &w, ch, g, r), *t = prow((real *)o, &w, Cx + ch, g, r);
+                const real *xr = x + at, *gy = dy + at;
+                real *dxr = dx + at, *dls = prow(w.dout, &w, ch, g, r), *dt = prow(w.dout, &w, Cx + ch, g, r);
+                for (int i = 0; i < W; i++) {
+                    const real sg = sigmoid_r(ls[i] + 2), sc = (1 - clamp) * sg + clamp;
+                    dxr[i] = gy[i] * sc;
+                    dt[i] = gy[i] * sc;
+                    const real ds = gy[i] * (xr[i] + t[i]) + gl / sc;
+                    dls[i] = ds * (1 - clamp) * sg * (1 - sg);
+                }
+            }
     }
     /* o = (conv(h2; pad 1) + zb) * exp(3 zs) */
     const real *zs = params + s->cp_zs;
     real *gzs = grads + s->cp_zs;
     for (int ch = 0; ch < C; ch++) {
-        real f = (real)exp(3.0 * zs[ch]), acc = 0;
-        for (int g = 0; g < G; g++) {
-            real *d = w.dout + ((size_t)g * C + ch) * HW;
-            const real *oc = o + ((size_t)g * C + ch) * HW;
-            for (int i = 0; i < HW; i++) { acc += d[i] * oc[i]; d[i] *= f; }
-        }
+        const real f = (real)exp(3.0 * zs[ch]);
+        real acc = 0;
+        for (int g = 0; g < G; g++)
+            for (int r = 0; r < H; r++) {
+                real *d = prow(w.dout, &w, ch, g, r);
+                const real *oc = prow((real *)o, &w, ch, g, r);
+                for (int i = 0; i < W; i++) { acc += d[i] * oc[i]; d[i] *= f; }
+            }
         gzs[ch] += 3 * acc;
     }
-    k_conv3x3_bwd(w.dh2, grads + s->cp_zw, grads + s->cp_zb, w.dout, h2, params + s->cp_zw, Hd, C, H, W, G, 1, w.col);
-    k_relu_bwd(w.dh2, h2, (size_t)Hd * GHW);
-    k_conv1x1_bwd(w.dh1, grads + s->cp_w2, grads + s->cp_b2, w.dh2, h1, params + s->cp_w2, Hd, Hd, HW, G, w.col);
-    k_relu_bwd(w.dh1, h1, (size_t)Hd * GHW);
-    build_input(w.in1, w.wx, x, params + s->cp_w1, m, b, G);
-    memset(w.dwx, 0, sizeof(real) * Hd * (C / 2) * 9);
-    k_conv3x3_bwd(w.din1, w.dwx, grads + s->cp_b1, w.dh1, w.in1, w.wx, C / 2, Hd, H, W, G, 0, w.col);
-    for (int o = 0; o < Hd; o++) {
-        real *dst = grads + s->cp_w1 + (size_t)o * cin * 9;
-        const real *src = w.dwx + (size_t)o * (C / 2) * 9;
-        for (int i = 0; i < (C / 2) * 9; i++) dst[i] += src[i];
+    k_plane_border(w.dout, C, H, W, G, 0);
+    k_conv3x3_planes_bwd(w.dh2, grads + s->cp_zw, grads + s->cp_zb, w.dout, h2, params + s->cp_zw, Hd, C, H, W, G, 1,
+                         w.kscr);
+    k_relu_bwd(w.dh2, h2, Hd * w.PL);
+    k_plane_border(w.dh2, Hd, H, W, G, 0);
+    k_conv1x1_planes_bwd(w.dh1, grads + s->cp_w2, grads + s->cp_b2, w.dh2, h1, params + s->cp_w2, Hd, Hd, H, W, G,
+                         w.kscr);
+    k_relu_bwd(w.dh1, h1, Hd * w.PL);
+    k_plane_border(w.dh1, Hd, H, W, G, 0);
+    k_to_planes(w.xa, x, Cx, H, W, G, (size_t)C * HW, 0);
+    xa_weights(w.wx, params + s->cp_w1, m, b);
+    memset(w.dwx, 0, sizeof(real) * Hd * Cx * 9);
+    k_conv3x3_planes_bwd(w.din, w.dwx, grads + s->cp_b1, w.dh1, w.xa, w.wx, Cx, Hd, H, W, G, 0, w.kscr);
+    const int cin = Cx + m->cfg.cond_features;
+    for (int oc = 0; oc < Hd; oc++) {
+        real *dst = grads + s->cp_w1 + (size_t)oc * cin * 9;
+        const real *src = w.dwx + (size_t)oc * Cx * 9;
+        for (int i = 0; i < Cx * 9; i++) dst[i] += src[i];
     }
-    cond_weight_grad(grads + s->cp_w1, w.dh1, c, m, b, G);
-    for (int g = 0; g < G; g++) {
-        const real *d1 = w.din1 + (size_t)g * (C / 2) * HW, *dyg = dy + (size_t)g * C * HW;
-        real *dxg = dx + (size_t)g * C * HW;
-        for (size_t i = 0; i < half; i++) dxg[i] = dyg[i] + d1[i];
-    }
+    cond_weight_grad(grads + s->cp_w1, w.dh1, c, m, b, G, &w);
+    for (int g = 0; g < G; g++)
+        for (int ch = 0; ch < Cx; ch++)
+            for (int r = 0; r < H; r++) {
+                const size_t at = (size_t)g * C * HW + ((size_t)ch * H + r) * W;
+                const real *d1 = prow(w.din, &w, ch, g, r);
+                for (int i = 0; i < W; i++) dx[at + i] = dy[at + i] + d1[i];
+            }
 }

@@ -132,8 +132,7 @@ static void step_forward(const cglow_model *m, const block_info *b, int k, real 
     if (st) memcpy(st + chw, y, sizeof(real) * chw);
     injector_apply_fwd(x, y, net, b, g0, gb, ld + g0);
     if (st) memcpy(st + 2 * chw, x, sizeof(real) * chw);
-    coupling_fwd(y, x, cg, P, s, m, b, gb, st ? st + 3 * chw : NULL, ws, ld + g0);
-    memcpy(x, y, sizeof(real) * chw);
+    coupling_fwd(x, x, cg, P, s, m, b, gb, st ? st + 3 * chw : NULL, ws, ld + g0);   /* in place */
 }
 
 /* log p(x|c) of G maps (x: (G, dim)); z (may be NULL) receives the latents (G, dim); tape (may
@@ -202,8 +201,8 @@ static void group_backward(const cglow_model *m, const real *c, const real *tape
                 coupling_bwd(dt + off, tb->acc, dh + off, st + 2 * n, gl, cg, P, s, m, b, gb, st + 3 * n, tb->ws);
                 injector_apply_bwd(dh + off, dt + off, st + n, gl, &net, b, g0, gb);
                 invconv_bwd(dt + off, tb->accw + s->wc, dh + off, st, m->wfwd + s->wc, C, HW, gb, tb->ws);
-                memcpy(dh + off, dt + off, sizeof(real) * n);
             }
+            SWAP(dh, dt);   /* the step's input gradient, of every subgroup, is now in dt */
             injector_net_bwd(tb->acc, &net, P, s, m, b);
             real *gls = tb->acc + s->log_s;   /* logdet = HW * sum(log_s) per map */
             for (int i = 0; i < C; i++) gls[i] += gl * (real)HW * G;
@@ -235,12 +234,11 @@ static void group_inverse(const cglow_model *m, const real *z, const real *c, in
             const step_offsets *s = &b->steps[k];
             injector_net_fwd(&net, c, P, s, m, b);
             for (int g0 = 0; g0 < G; g0 += gb) {
-                const size_t n = chw * gb, off = (size_t)g0 * chw;
+                const size_t off = (size_t)g0 * chw;
                 const real *cg = c + (size_t)g0 * Pc;
-                coupling_inv(t + off, h + off, cg, P, s, m, b, gb, tb->ws);
-                injector_apply_inv(h + off, t + off, &net, b, g0, gb);
-                invconv_inv(t + off, h + off, m->wfwd + s->wc, m->winv + s->wc, C, HW, gb, tb->ws, tb->dh);
-                memcpy(h + off, t + off, sizeof(real) * n);
+                coupling_inv(h + off, h + off, cg, P, s, m, b, gb, tb->ws);   /* in place */
+                injector_apply_inv(t + off, h + off, &net, b, g0, gb);
+                invconv_inv(h + off, t + off, m->wfwd + s->wc, m->winv + s->wc, C, HW, gb, tb->ws, tb->dh);
             }
         }
         if (!b->final) {

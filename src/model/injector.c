@@ -79,7 +79,7 @@ void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_
     for (int g = 0; g < G; g++) {
         const real *ls = w->o + ((size_t)g * 2 * C + C) * R;
         real *e = w->e + (size_t)g * C * R;
-        for (int i = 0; i < C * R; i++) e[i] = (real)exp((double)clamp_r(ls[i], INJ_LS_MIN, INJ_LS_MAX));
+        for (int i = 0; i < C * R; i++) e[i] = exp_r(clamp_r(ls[i], (real)INJ_LS_MIN, (real)INJ_LS_MAX));
     }
     memset(w->dout, 0, sizeof(real) * (size_t)G * 2 * C * R);
 }

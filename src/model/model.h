@@ -121,6 +121,8 @@ void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real g_l
 
 /* coupling.c. ws: coupling_scratch_size(G); tape (may be NULL in fwd): h1, h2, o of the G maps. */
 size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G);
+/* The tape of G maps: h1, h2, o in padded planes (at most G * (2 hidden + C) * k_plane_map_bound). */
+size_t coupling_tape_size(const cglow_model *m, const block_info *b, int G);
 void coupling_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,
                   const cglow_model *m, const block_info *b, int G, real *tape, real *ws, double *logdet);
 void coupling_inv(real *x, const real *y, const real *c, const real *params, const step_offsets *s,

@@ -105,8 +105,9 @@ static void add_mlp(table_builder *tb, mlp_offsets *o, int b, const char *which,
 
 size_t step_tape_size(const cglow_model *m, const block_info *b)
 {
+    /* x0, x1, x2 (C each), then the coupling's h1, h2, o in padded planes */
     size_t hw = (size_t)b->H * b->W;
-    return 4 * (size_t)b->C * hw + 2 * (size_t)m->cfg.hidden * hw;
+    return 3 * (size_t)b->C * hw + (2 * (size_t)m->cfg.hidden + b->C) * k_plane_map_bound(b->H, b->W);
 }
 
 void cglow_blas_single_threaded(void);

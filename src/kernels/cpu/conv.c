@@ -276,3 +276,167 @@ void k_linear_bwd(real *din, real *dW, real *db, const real *dout, const real *i
         if (din) for (int k = 0; k < K; k++) din[k] += w[k] * g;
     }
 }
+
+/* ---- padded planes (kernels.h) */
+typedef struct { int bw, Wp; size_t MP, n, PL, org; } plane_geom;
+
+static plane_geom geom(int H, int W, int G)
+{
+    plane_geom g;
+    g.bw = !(H == 1 && W == 1);
+    g.Wp = W + 2 * g.bw;
+    g.MP = (size_t)(H + 2 * g.bw) * g.Wp;
+    g.org = (size_t)g.bw * (g.Wp + 1);
+    g.n = round_up((size_t)(G - 1) * g.MP + (size_t)H * g.Wp);
+    /* the views of the last computed position reach n - 1 + 2 * org */
+    const size_t need = g.n + 2 * g.org, have = (size_t)G * g.MP;
+    g.PL = need > have ? need : have;
+    return g;
+}
+
+size_t k_plane_size(int H, int W, int G) { return geom(H, W, G).PL; }
+size_t k_plane_origin(int H, int W) { return geom(H, W, 1).org; }
+size_t k_plane_map(int H, int W) { return geom(H, W, 1).MP; }
+int k_plane_row(int H, int W) { return geom(H, W, 1).Wp; }
+size_t k_plane_map_bound(int H, int W) { return geom(H, W, 1).MP + 2 * (size_t)(W + 3) + ROUND; }
+size_t k_conv_planes_scratch(int Cin, int Cout) { return 10 * (size_t)Cin * Cout + Cout + 16; }
+
+void k_plane_border(real *planes, int C, int H, int W, int G, real pad)
+{
+    const plane_geom q = geom(H, W, G);
+    for (int c = 0; c < C; c++) {
+        real *pc = planes + (size_t)c * q.PL;
+        if (q.bw)
+            for (int g = 0; g < G; g++) {
+                real *p = pc + (size_t)g * q.MP;
+                for (int x = 0; x < q.Wp; x++) p[x] = pad;
+                for (int y = 1; y <= H; y++) { p[(size_t)y * q.Wp] = pad; p[(size_t)y * q.Wp + W + 1] = pad; }
+                real *last = p + (size_t)(H + 1) * q.Wp;
+                for (int x = 0; x < q.Wp; x++) last[x] = pad;
+            }
+        for (size_t i = (size_t)G * q.MP; i < q.PL; i++) pc[i] = pad;
+    }
+}
+
+void k_to_planes(real *planes, const real *in, int C, int H, int W, int G, size_t map_stride, real pad)
+{
+    const plane_geom q = geom(H, W, G);
+    for (int c = 0; c < C; c++) {
+        real *pc = planes + (size_t)c * q.PL + q.org;
+        for (int g = 0; g < G; g++) {
+            const real *s = in + (size_t)g * map_stride + (size_t)c * H * W;
+            real *p = pc + (size_t)g * q.MP;
+            for (int y = 0; y < H; y++) memcpy(p + (size_t)y * q.Wp, s + (size_t)y * W, sizeof(real) * W);
+        }
+    }
+    k_plane_border(planes, C, H, W, G, pad);
+}
+
+/* The 9 views of each plane, relative to output position 0. */
+static void plane_views(const real **src, const real *planes, int C, const plane_geom *q)
+{
+    for (int c = 0; c < C; c++)
+        for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++) src[c * 9 + ky * 3 + kx] = planes + (size_t)c * q->PL + ky * q->Wp + kx;
+}
+
+static void plane_rows(const real **src, const real *planes, int C, const plane_geom *q)
+{
+    for (int c = 0; c < C; c++) src[c] = planes + (size_t)c * q->PL + q->org;
+}
+
+void k_conv3x3_planes(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
+                      real pad, int relu, real *scratch)
+{
+    const plane_geom q = geom(H, W, G);
+    void (*run)(real *, size_t, int, const real *, size_t, const real *, const real *const *, int, size_t) =
+        relu ? rows_combine_relu : rows_combine;
+    if (!q.bw) {   /* 1x1 maps: centre tap + the padding's constant */
+        real *wc = scratch, *bc = wc + (size_t)Cin * Cout;
+        const real *src[Cin];
+        centre_weights(wc, bc, w, b, Cin, Cout, pad);
+        plane_rows(src, in, Cin, &q);
+        run(out, q.PL, Cout, wc, Cin, bc, src, Cin, q.n);
+        return;
+    }
+    const real *src[Cin * 9];
+    plane_views(src, in, Cin, &q);
+    run(out + q.org, q.PL, Cout, w, (size_t)Cin * 9, b, src, Cin * 9, q.n);
+}
+
+void k_conv1x1_planes(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
+                      int relu)
+{
+    const plane_geom q = geom(H, W, G);
+    const real *src[Cin];
+    plane_rows(src, in, Cin, &q);
+    (relu ? rows_combine_relu : rows_combine)(out + q.org, q.PL, Cout, w, Cin, b, src, Cin, q.n);
+}
+
+static void plane_bias_grad(real *db, const real *dout, int Cout, const plane_geom *q)
+{
+    for (int c = 0; c < Cout; c++) {
+        const real *s = dout + (size_t)c * q->PL + q->org;
+        real acc = 0;
+        for (size_t i = 0; i < q->n; i++) acc += s[i];
+        db[c] += acc;
+    }
+}
+
+void k_conv3x3_planes_bwd(real *din, real *dw, real *db, const real *dout, const real *in, const real *w, int Cin,
+                          int Cout, int H, int W, int G, real pad, real *scratch)
+{
+    const plane_geom q = geom(H, W, G);
+    const int Cm = Cin > Cout ? Cin : Cout;
+    if (db) plane_bias_grad(db, dout, Cout, &q);
+    if (!q.bw) {
+        /* centre tap: a 1x1 correlation; the other 8 taps see the constant pad */
+        real *gc = scratch, *wt = gc + (size_t)Cin * Cout;
+        const real *src[Cm];
+        memset(gc, 0, sizeof(real) * Cin * Cout);
+        plane_rows(src, in, Cin, &q);
+        rows_correlate(gc, Cin, Cout, dout, q.PL, src, Cin, q.n);
+        for (int o = 0; o < Cout; o++) {
+            real sd = 0;
+            if (pad != 0) for (size_t i = 0; i < q.n; i++) sd += dout[(size_t)o * q.PL + i];
+            for (int ci = 0; ci < Cin; ci++) {
+                real *k = dw + ((size_t)o * Cin + ci) * 9;
+                for (int t = 0; t < 9; t++) k[t] += t == 4 ? gc[(size_t)o * Cin + ci] : pad * sd;
+            }
+        }
+        if (!din) return;
+        for (int ci = 0; ci < Cin; ci++)
+            for (int o = 0; o < Cout; o++) wt[(size_t)ci * Cout + o] = w[((size_t)o * Cin + ci) * 9 + 4];
+        plane_rows(src, dout, Cout, &q);
+        rows_combine(din, q.PL, Cin, wt, Cout, NULL, src, Cout, q.n);
+        return;
+    }
+    const real *src[Cm * 9];
+    plane_views(src, in, Cin, &q);
+    rows_correlate(dw, (size_t)Cin * 9, Cout, dout + q.org, q.PL, src, Cin * 9, q.n);
+    if (!din) return;
+    /* input gradient: the zero-bordered output gradient convolved with the weights transposed
+     * (in <-> out) and flipped (tap k -> 8 - k) */
+    real *wflip = scratch;
+    for (int ci = 0; ci < Cin; ci++)
+        for (int co = 0; co < Cout; co++)
+            for (int k = 0; k < 9; k++) wflip[((size_t)ci * Cout + co) * 9 + k] = w[((size_t)co * Cin + ci) * 9 + 8 - k];
+    plane_views(src, dout, Cout, &q);
+    rows_combine(din + q.org, q.PL, Cin, wflip, (size_t)Cout * 9, NULL, src, Cout * 9, q.n);
+}
+
+void k_conv1x1_planes_bwd(real *din, real *dw, real *db, const real *dout, const real *in, const real *w, int Cin,
+                          int Cout, int H, int W, int G, real *scratch)
+{
+    const plane_geom q = geom(H, W, G);
+    const real *src[Cin > Cout ? Cin : Cout];
+    if (db) plane_bias_grad(db, dout, Cout, &q);
+    plane_rows(src, in, Cin, &q);
+    rows_correlate(dw, Cin, Cout, dout + q.org, q.PL, src, Cin, q.n);
+    if (!din) return;
+    real *wt = scratch;
+    for (int i = 0; i < Cin; i++)
+        for (int o = 0; o < Cout; o++) wt[i * Cout + o] = w[o * Cin + i];
+    plane_rows(src, dout, Cout, &q);
+    rows_combine(din + q.org, q.PL, Cin, wt, Cout, NULL, src, Cout, q.n);
+}

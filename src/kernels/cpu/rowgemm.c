@@ -111,8 +111,15 @@ static void correlate_tail(real *dw, size_t ldw, int O, const real *dout, size_t
     }
 }
 
-void rows_combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias, const real *const *src,
-                  int K, size_t n)
+/* max(v, 0) on a just-stored tile row (still in L1): the ReLU that follows a convolution, without
+ * another pass over the whole output. */
+static inline void relu_span(real *p, int m)
+{
+    for (int i = 0; i < m; i++) p[i] = p[i] > 0 ? p[i] : 0;
+}
+
+static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias, const real *const *src,
+                    int K, size_t n, int relu)
 {
     const size_t n4 = n - n % (size_t)(4 * VL), nv = n - n % (size_t)(PB * VL);
     int o0 = 0;
@@ -121,13 +128,36 @@ void rows_combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const
         for (int j = 0; j < OB; j++) b[j] = bias ? bias[o0 + j] : 0;
         real *orow = out + (size_t)o0 * ldo;
         const real *wrow = w + (size_t)o0 * ldw;
-        for (size_t p = 0; p < n4; p += 4 * VL) combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K);
-        for (size_t p = n4; p < nv; p += PB * VL) combine_tile4(orow + p, ldo, wrow, ldw, b, src, p, K);
+        for (size_t p = 0; p < n4; p += 4 * VL) {
+            combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K);
+            if (relu) for (int j = 0; j < OB; j++) relu_span(orow + j * ldo + p, 4 * VL);
+        }
+        for (size_t p = n4; p < nv; p += PB * VL) {
+            combine_tile4(orow + p, ldo, wrow, ldw, b, src, p, K);
+            if (relu) for (int j = 0; j < OB; j++) relu_span(orow + j * ldo + p, PB * VL);
+        }
     }
     for (; o0 < O; o0++)
-        for (size_t p = 0; p < nv; p += PB * VL)
+        for (size_t p = 0; p < nv; p += PB * VL) {
             combine_tile1(out + (size_t)o0 * ldo + p, w + (size_t)o0 * ldw, bias ? bias[o0] : 0, src, p, K);
-    if (nv < n) combine_tail(out, ldo, O, w, ldw, bias, src, K, nv, n);
+            if (relu) relu_span(out + (size_t)o0 * ldo + p, PB * VL);
+        }
+    if (nv < n) {
+        combine_tail(out, ldo, O, w, ldw, bias, src, K, nv, n);
+        if (relu) for (int o = 0; o < O; o++) relu_span(out + (size_t)o * ldo + nv, (int)(n - nv));
+    }
+}
+
+void rows_combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias, const real *const *src,
+                  int K, size_t n)
+{
+    combine(out, ldo, O, w, ldw, bias, src, K, n, 0);
+}
+
+void rows_combine_relu(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias,
+                       const real *const *src, int K, size_t n)
+{
+    combine(out, ldo, O, w, ldw, bias, src, K, n, 1);
 }
 
 /* Horizontal sum by halving (vector adds, then a few scalar ones). */

@@ -15,5 +15,8 @@
 
 void rows_combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias, const real *const *src,
                   int K, size_t n);
+/* rows_combine followed by max(out, 0) */
+void rows_combine_relu(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias,
+                       const real *const *src, int K, size_t n);
 void rows_correlate(real *dw, size_t ldw, int O, const real *dout, size_t ldd, const real *const *src, int K, size_t n);
 #endif
