@@ -101,25 +101,28 @@ static void xa_weights(real *wx, const real *w1, const cglow_model *m, const blo
 /* T[(g*Hd + o)*16 + rf*4 + cf] = sum_j c_gj * sum of w1[o, Cx + j, taps inside for flags rf, cf] */
 static void cond_table(real *T, const real *w1, const real *c, const cglow_model *m, const block_info *b, int G)
 {
+    /* inside[f][k]: whether tap row (or column) k is inside the map for border flags f */
+    static const real inside[4][3] = {{1, 1, 1}, {0, 1, 1}, {1, 1, 0}, {0, 1, 0}};
     const int Cx = b->C / 2, P = m->cfg.cond_features, cin = Cx + P, Hd = m->cfg.hidden;
-    for (int o = 0; o < Hd; o++)
-        for (int f = 0; f < 16; f++) {
-            const int rf = f >> 2, cf = f & 3;
-            real wsum[CGLOW_MAX_COND];
-            for (int j = 0; j < P; j++) {
-                const real *k = w1 + ((size_t)o * cin + Cx + j) * 9;
-                real acc = 0;
-                for (int ky = 0; ky < 3; ky++)
-                    for (int kx = 0; kx < 3; kx++)
-                        if (tap_inside(ky, rf) && tap_inside(kx, cf)) acc += k[ky * 3 + kx];
-                wsum[j] = acc;
-            }
-            for (int g = 0; g < G; g++) {
-                real v = 0;
-                for (int j = 0; j < P; j++) v += c[g * P + j] * wsum[j];
-                T[((size_t)g * Hd + o) * 16 + f] = v;
-            }
+    for (int o = 0; o < Hd; o++) {
+        real wsum[CGLOW_MAX_COND][16];
+        for (int j = 0; j < P; j++) {
+            const real *k = w1 + ((size_t)o * cin + Cx + j) * 9;
+            real rows[3][4];   /* rows[ky][cf]: row ky's taps inside for column flags cf */
+            for (int ky = 0; ky < 3; ky++)
+                for (int cf = 0; cf < 4; cf++)
+                    rows[ky][cf] = inside[cf][0] * k[ky * 3] + inside[cf][1] * k[ky * 3 + 1] + inside[cf][2] * k[ky * 3 + 2];
+            for (int rf = 0; rf < 4; rf++)
+                for (int cf = 0; cf < 4; cf++)
+                    wsum[j][rf * 4 + cf] = inside[rf][0] * rows[0][cf] + inside[rf][1] * rows[1][cf] + inside[rf][2] * rows[2][cf];
         }
+        for (int g = 0; g < G; g++) {
+            real *t = T + ((size_t)g * Hd + o) * 16;
+            for (int f = 0; f < 16; f++) t[f] = 0;
+            for (int j = 0; j < P; j++)
+                for (int f = 0; f < 16; f++) t[f] += c[g * P + j] * wsum[j][f];
+        }
+    }
 }
 
 static inline real relu1(real v) { return v > 0 ? v : 0; }

@@ -18,20 +18,24 @@ static inline void combine_tile4x4(real *out, size_t ldo, const real *w0, size_t
                                    const real *const *src, size_t soff, int K)
 {
     const real *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
-    vr a[4][4];
-    for (int j = 0; j < 4; j++)
-        for (int q = 0; q < 4; q++) a[j][q] = vsplat(b[j]);
+    vr a00 = vsplat(b[0]), a01 = a00, a02 = a00, a03 = a00, a10 = vsplat(b[1]), a11 = a10, a12 = a10, a13 = a10;
+    vr a20 = vsplat(b[2]), a21 = a20, a22 = a20, a23 = a20, a30 = vsplat(b[3]), a31 = a30, a32 = a30, a33 = a30;
     for (int t = 0; t < K; t++) {
         const real *s = src[t] + soff;
         const vr s0 = vload(s), s1 = vload(s + VL), s2 = vload(s + 2 * VL), s3 = vload(s + 3 * VL);
         const real c0 = w0[t], c1 = w1[t], c2 = w2[t], c3 = w3[t];
-        a[0][0] += c0 * s0; a[0][1] += c0 * s1; a[0][2] += c0 * s2; a[0][3] += c0 * s3;
-        a[1][0] += c1 * s0; a[1][1] += c1 * s1; a[1][2] += c1 * s2; a[1][3] += c1 * s3;
-        a[2][0] += c2 * s0; a[2][1] += c2 * s1; a[2][2] += c2 * s2; a[2][3] += c2 * s3;
-        a[3][0] += c3 * s0; a[3][1] += c3 * s1; a[3][2] += c3 * s2; a[3][3] += c3 * s3;
+        a00 += c0 * s0; a01 += c0 * s1; a02 += c0 * s2; a03 += c0 * s3;
+        a10 += c1 * s0; a11 += c1 * s1; a12 += c1 * s2; a13 += c1 * s3;
+        a20 += c2 * s0; a21 += c2 * s1; a22 += c2 * s2; a23 += c2 * s3;
+        a30 += c3 * s0; a31 += c3 * s1; a32 += c3 * s2; a33 += c3 * s3;
     }
-    for (int j = 0; j < 4; j++)
-        for (int q = 0; q < 4; q++) vstore(out + j * ldo + q * VL, a[j][q]);
+    vstore(out, a00); vstore(out + VL, a01); vstore(out + 2 * VL, a02); vstore(out + 3 * VL, a03);
+    out += ldo;
+    vstore(out, a10); vstore(out + VL, a11); vstore(out + 2 * VL, a12); vstore(out + 3 * VL, a13);
+    out += ldo;
+    vstore(out, a20); vstore(out + VL, a21); vstore(out + 2 * VL, a22); vstore(out + 3 * VL, a23);
+    out += ldo;
+    vstore(out, a30); vstore(out + VL, a31); vstore(out + 2 * VL, a32); vstore(out + 3 * VL, a33);
 }
 
 /* The same with 2 vectors (the remainder of a row). */
@@ -160,22 +164,41 @@ void rows_combine_relu(real *out, size_t ldo, int O, const real *w, size_t ldw, 
     combine(out, ldo, O, w, ldw, bias, src, K, n, 1);
 }
 
-/* Horizontal sum by halving (vector adds, then a few scalar ones). */
-typedef real vr2 __attribute__((vector_size(VBYTES / 2), aligned(sizeof(real)), may_alias));
-typedef real vr4 __attribute__((vector_size(VBYTES / 4), aligned(sizeof(real)), may_alias));
+/* Horizontal sum. Lane subscripts, not memcpy of halves: taking a vector's address made GCC keep
+ * every accumulator of the tile on the stack. */
 static inline real hsum(vr v)
 {
-    vr2 a, b;
-    memcpy(&a, &v, sizeof a);
-    memcpy(&b, (const char *)&v + sizeof a, sizeof b);
-    a += b;
-    vr4 c, d;
-    memcpy(&c, &a, sizeof c);
-    memcpy(&d, (const char *)&a + sizeof c, sizeof d);
-    c += d;
     real s = 0;
-    for (int i = 0; i < (int)(sizeof c / sizeof(real)); i++) s += c[i];
+    for (int i = 0; i < VL; i++) s += v[i];
     return s;
+}
+
+/* dw[j][i] += sum_p d_j[p] x_i[p] for 4 output rows j and 4 taps i. Named accumulators: with an
+ * array of vectors GCC kept part of the tile on the stack and the loop ran at a quarter speed. */
+static void correlate_tile4x4(real *dw, size_t ldw, const real *d0, size_t ldd, const real *const *src, size_t nv)
+{
+    const real *d1 = d0 + ldd, *d2 = d1 + ldd, *d3 = d2 + ldd;
+    const real *s0 = src[0], *s1 = src[1], *s2 = src[2], *s3 = src[3];
+    vr a00 = vsplat(0), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    vr a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    for (size_t p = 0; p < nv; p += VL) {
+        const vr x0 = vload(s0 + p), x1 = vload(s1 + p), x2 = vload(s2 + p), x3 = vload(s3 + p);
+        vr y = vload(d0 + p);
+        a00 += y * x0; a01 += y * x1; a02 += y * x2; a03 += y * x3;
+        y = vload(d1 + p);
+        a10 += y * x0; a11 += y * x1; a12 += y * x2; a13 += y * x3;
+        y = vload(d2 + p);
+        a20 += y * x0; a21 += y * x1; a22 += y * x2; a23 += y * x3;
+        y = vload(d3 + p);
+        a30 += y * x0; a31 += y * x1; a32 += y * x2; a33 += y * x3;
+    }
+    dw[0] += hsum(a00); dw[1] += hsum(a01); dw[2] += hsum(a02); dw[3] += hsum(a03);
+    dw += ldw;
+    dw[0] += hsum(a10); dw[1] += hsum(a11); dw[2] += hsum(a12); dw[3] += hsum(a13);
+    dw += ldw;
+    dw[0] += hsum(a20); dw[1] += hsum(a21); dw[2] += hsum(a22); dw[3] += hsum(a23);
+    dw += ldw;
+    dw[0] += hsum(a30); dw[1] += hsum(a31); dw[2] += hsum(a32); dw[3] += hsum(a33);
 }
 
 void rows_correlate(real *dw, size_t ldw, int O, const real *dout, size_t ldd, const real *const *src, int K, size_t n)
@@ -184,26 +207,9 @@ void rows_correlate(real *dw, size_t ldw, int O, const real *dout, size_t ldd, c
     if (nv > 0) {
         int o0 = 0;
         for (; o0 + OB <= O; o0 += OB) {
-            const real *d0 = dout + (size_t)o0 * ldd, *d1 = d0 + ldd, *d2 = d1 + ldd, *d3 = d2 + ldd;
+            const real *d0 = dout + (size_t)o0 * ldd;
             int t0 = 0;
-            for (; t0 + 4 <= K; t0 += 4) {
-                const real *s0 = src[t0], *s1 = src[t0 + 1], *s2 = src[t0 + 2], *s3 = src[t0 + 3];
-                vr acc[OB][4];
-#pragma GCC unroll 4
-                for (int j = 0; j < OB; j++)
-#pragma GCC unroll 4
-                    for (int i = 0; i < 4; i++) acc[j][i] = vsplat(0);
-                for (size_t p = 0; p < nv; p += VL) {
-                    const vr x0 = vload(s0 + p), x1 = vload(s1 + p), x2 = vload(s2 + p), x3 = vload(s3 + p);
-                    const vr y0 = vload(d0 + p), y1 = vload(d1 + p), y2 = vload(d2 + p), y3 = vload(d3 + p);
-                    acc[0][0] += y0 * x0; acc[0][1] += y0 * x1; acc[0][2] += y0 * x2; acc[0][3] += y0 * x3;
-                    acc[1][0] += y1 * x0; acc[1][1] += y1 * x1; acc[1][2] += y1 * x2; acc[1][3] += y1 * x3;
-                    acc[2][0] += y2 * x0; acc[2][1] += y2 * x1; acc[2][2] += y2 * x2; acc[2][3] += y2 * x3;
-                    acc[3][0] += y3 * x0; acc[3][1] += y3 * x1; acc[3][2] += y3 * x2; acc[3][3] += y3 * x3;
-                }
-                for (int j = 0; j < OB; j++)
-                    for (int i = 0; i < 4; i++) dw[(size_t)(o0 + j) * ldw + t0 + i] += hsum(acc[j][i]);
-            }
+            for (; t0 + 4 <= K; t0 += 4) correlate_tile4x4(dw + (size_t)o0 * ldw + t0, ldw, d0, ldd, src + t0, nv);
             for (; t0 < K; t0++)
                 for (int j = 0; j < OB; j++) {
                     const real *d = dout + (size_t)(o0 + j) * ldd, *x = src[t0];
