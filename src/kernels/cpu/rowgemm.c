@@ -164,13 +164,21 @@ void rows_combine_relu(real *out, size_t ldo, int O, const real *w, size_t ldw, 
     combine(out, ldo, O, w, ldw, bias, src, K, n, 1);
 }
 
-/* Horizontal sum. Lane subscripts, not memcpy of halves: taking a vector's address made GCC keep
- * every accumulator of the tile on the stack. */
+/* Horizontal sum by halving with lane shuffles (log2(VL) shuffle+add pairs). Not memcpy of
+ * halves: taking a vector's address made GCC keep every accumulator of a tile on the stack. */
+#ifdef CGLOW_DOUBLE
+typedef long long vidx __attribute__((vector_size(VBYTES)));
+#else
+typedef int vidx __attribute__((vector_size(VBYTES)));
+#endif
 static inline real hsum(vr v)
 {
-    real s = 0;
-    for (int i = 0; i < VL; i++) s += v[i];
-    return s;
+    vidx m;
+    for (int h = VL / 2; h >= 1; h /= 2) {
+        for (int i = 0; i < VL; i++) m[i] = (i + h) % VL;
+        v += __builtin_shuffle(v, m);
+    }
+    return v[0];
 }
 
 /* dw[j][i] += sum_p d_j[p] x_i[p] for 4 output rows j and 4 taps i. Named accumulators: with an
