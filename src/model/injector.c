@@ -109,6 +109,7 @@ static inline void apply_row(real *y, const real *x, const real *e, const real *
     y[0] = x[0] * e[0] + bias[0];
     y[1] = x[1] * e[1] + bias[1];
     const real ei = e[2], bi = bias[2];
+#pragma omp simd
     for (int j = 2; j < W - 2; j++) y[j] = x[j] * ei + bi;
     y[W - 2] = x[W - 2] * e[3] + bias[3];
     y[W - 1] = x[W - 1] * e[4] + bias[4];
@@ -130,6 +131,22 @@ void injector_apply_fwd(real *y, const real *x, const inj_net *w, const block_in
     }
 }
 
+/* x = (y - bias) / e on one row, classes as in apply_row */
+static inline void unapply_row(real *x, const real *y, const real *e, const real *bias, int W)
+{
+    if (W <= 5) {
+        for (int j = 0; j < W; j++) x[j] = (y[j] - bias[j]) / e[j];
+        return;
+    }
+    x[0] = (y[0] - bias[0]) / e[0];
+    x[1] = (y[1] - bias[1]) / e[1];
+    const real ei = e[2], bi = bias[2];
+#pragma omp simd
+    for (int j = 2; j < W - 2; j++) x[j] = (y[j] - bi) / ei;
+    x[W - 2] = (y[W - 2] - bias[3]) / e[3];
+    x[W - 1] = (y[W - 1] - bias[4]) / e[4];
+}
+
 void injector_apply_inv(real *x, const real *y, const inj_net *w, const block_info *b, int g0, int gb)
 {
     const int C = b->C, H = b->H, W = b->W, R = w->R;
@@ -138,14 +155,44 @@ void injector_apply_inv(real *x, const real *y, const inj_net *w, const block_in
         for (int ch = 0; ch < C; ch++)
             for (int i = 0; i < H; i++) {
                 const int ri = red_index(i, H);
-                const real *bias = w->o + ((size_t)g * 2 * C + ch) * R + ri * w->rw, *e = w->e + ((size_t)g * C + ch) * R + ri * w->rw;
                 const size_t row = (((size_t)gi * C + ch) * H + i) * W;
-                for (int j = 0; j < W; j++) {
-                    const int rj = red_index(j, W);
-                    x[row + j] = (y[row + j] - bias[rj]) / e[rj];
-                }
+                unapply_row(x + row, y + row, w->e + ((size_t)g * C + ch) * R + ri * w->rw,
+                            w->o + ((size_t)g * 2 * C + ch) * R + ri * w->rw, W);
             }
     }
+}
+
+/* One row's backward: dx = dy e; d bias and d log_scale (of x e) summed per column class. */
+static inline void apply_row_bwd(real *dx, const real *dy, const real *x, const real *e, real *db, real *dl, int W)
+{
+    if (W <= 5) {
+        for (int j = 0; j < W; j++) {
+            const real t = dy[j] * e[j];
+            dx[j] = t;
+            db[j] += dy[j];
+            dl[j] += t * x[j];
+        }
+        return;
+    }
+    static const int edge[4] = {0, 1, -2, -1}, cls[4] = {0, 1, 3, 4};
+    for (int k = 0; k < 4; k++) {
+        const int j = edge[k] < 0 ? W + edge[k] : edge[k], r = cls[k];
+        const real t = dy[j] * e[r];
+        dx[j] = t;
+        db[r] += dy[j];
+        dl[r] += t * x[j];
+    }
+    const real ei = e[2];
+    real sb = 0, sl = 0;
+#pragma omp simd reduction(+ : sb, sl)
+    for (int j = 2; j < W - 2; j++) {
+        const real t = dy[j] * ei;
+        dx[j] = t;
+        sb += dy[j];
+        sl += t * x[j];
+    }
+    db[2] += sb;
+    dl[2] += sl;
 }
 
 void injector_apply_bwd(real *dx, const real *dy, const real *x, real gl, inj_net *w, const block_info *b, int g0, int gb)
@@ -157,16 +204,9 @@ void injector_apply_bwd(real *dx, const real *dy, const real *x, real gl, inj_ne
         for (int ch = 0; ch < C; ch++) {
             for (int i = 0; i < H; i++) {
                 const int ri = red_index(i, H);
-                const real *e = w->e + ((size_t)g * C + ch) * R + ri * w->rw;
-                real *db = dbias + ch * R + ri * w->rw, *dl = dls + ch * R + ri * w->rw;
                 const size_t row = (((size_t)gi * C + ch) * H + i) * W;
-                for (int j = 0; j < W; j++) {
-                    const int rj = red_index(j, W);
-                    const real gy = dy[row + j], t = gy * e[rj];
-                    dx[row + j] = t;
-                    db[rj] += gy;
-                    dl[rj] += t * x[row + j];   /* d/d log_scale of x*exp(log_scale) */
-                }
+                apply_row_bwd(dx + row, dy + row, x + row, w->e + ((size_t)g * C + ch) * R + ri * w->rw,
+                              dbias + ch * R + ri * w->rw, dls + ch * R + ri * w->rw, W);
             }
             /* logdet = sum of log_scale over all pixels; the clamp is straight-through. */
             for (int ri = 0; ri < w->rh; ri++)
