@@ -326,7 +326,8 @@ void k_to_planes(real *planes, const real *in, int C, int H, int W, int G, size_
         for (int g = 0; g < G; g++) {
             const real *s = in + (size_t)g * map_stride + (size_t)c * H * W;
             real *p = pc + (size_t)g * q.MP;
-            for (int y = 0; y < H; y++) memcpy(p + (size_t)y * q.Wp, s + (size_t)y * W, sizeof(real) * W);
+            for (int y = 0; y < H; y++)   /* rows of a few pixels: a loop, not a memcpy call each */
+                for (int x = 0; x < W; x++) p[(size_t)y * q.Wp + x] = s[(size_t)y * W + x];
         }
     }
     k_plane_border(planes, C, H, W, G, pad);
