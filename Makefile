@@ -6,7 +6,7 @@ OPT     ?= -O3
 WARN    := -Wall -Wextra -Wno-unused-parameter
 CSTD    := -std=c11 -D_GNU_SOURCE
 INC     := -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu
-CFLAGS  += $(CSTD) $(OPT) $(ARCH) -ffp-contract=fast -g $(WARN) -fopenmp $(INC)
+CFLAGS  += $(CSTD) $(OPT) $(ARCH) -ffp-contract=fast -fno-math-errno -g $(WARN) -fopenmp $(INC)
 LDLIBS  := -lopenblas -lfftw3f -lfftw3 -lpng -lcjson -lm -fopenmp
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

@@ -308,6 +308,7 @@ void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real gl,
             for (int r = 0; r < H; r++) {
                 real *d = prow(w.dout, &w, ch, g, r);
                 const real *oc = prow((real *)o, &w, ch, g, r);
+#pragma omp simd reduction(+ : acc)
                 for (int i = 0; i < W; i++) { acc += d[i] * oc[i]; d[i] *= f; }
             }
         gzs[ch] += 3 * acc;

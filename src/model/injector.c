@@ -245,6 +245,7 @@ void injector_net_bwd(real *grads, inj_net *w, const real *params, const step_of
         for (int g = 0; g < G; g++) {
             real *d = w->dout + ((size_t)g * 2 * C + ch) * R;
             const real *o = w->o + ((size_t)g * 2 * C + ch) * R;
+#pragma omp simd reduction(+ : acc)
             for (int i = 0; i < R; i++) { acc += d[i] * o[i]; d[i] *= f; }
         }
         gzs[ch] += 3 * acc;

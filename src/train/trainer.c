@@ -107,6 +107,7 @@ int cglow_train_step(cglow_trainer *t, const float *x, const float *c, int n, cg
     int rc = loss_grad(t, x, c, n, &loss);
     if (rc) return rc;
     double sq = 0;
+#pragma omp simd reduction(+ : sq)
     for (size_t i = 0; i < m->nparams; i++) sq += (double)t->grads[i] * t->grads[i];
     const double norm = sqrt(sq);
     memset(r, 0, sizeof *r);

@@ -149,6 +149,7 @@ void k_conv3x3_bwd(real *din, real *dw, real *db, const real *dout, const real *
         for (int c = 0; c < Cout; c++) {
             const real *s = dwide + c * n;
             real acc = 0;
+            #pragma omp simd reduction(+ : acc)
             for (size_t i = 0; i < n; i++) acc += s[i];
             db[c] += acc;
         }
@@ -228,6 +229,7 @@ void k_conv1x1_bwd(real *din, real *dw, real *db, const real *dout, const real *
         for (int co = 0; co < Cout; co++) {
             const real *dd = d + co * ld;
             real s = 0;
+            #pragma omp simd reduction(+ : s)
             for (size_t i = 0; i < n; i++) s += dd[i];
             db[co] += s;
         }
@@ -379,6 +381,7 @@ static void plane_bias_grad(real *db, const real *dout, int Cout, const plane_ge
     for (int c = 0; c < Cout; c++) {
         const real *s = dout + (size_t)c * q->PL + q->org;
         real acc = 0;
+        #pragma omp simd reduction(+ : acc)
         for (size_t i = 0; i < q->n; i++) acc += s[i];
         db[c] += acc;
     }
@@ -399,7 +402,9 @@ void k_conv3x3_planes_bwd(real *din, real *dw, real *db, const real *dout, const
         rows_correlate(gc, Cin, Cout, dout, q.PL, src, Cin, q.n);
         for (int o = 0; o < Cout; o++) {
             real sd = 0;
-            if (pad != 0) for (size_t i = 0; i < q.n; i++) sd += dout[(size_t)o * q.PL + i];
+            if (pad != 0)
+#pragma omp simd reduction(+ : sd)
+                for (size_t i = 0; i < q.n; i++) sd += dout[(size_t)o * q.PL + i];
             for (int ci = 0; ci < Cin; ci++) {
                 real *k = dw + ((size_t)o * Cin + ci) * 9;
                 for (int t = 0; t < 9; t++) k[t] += t == 4 ? gc[(size_t)o * Cin + ci] : pad * sd;
