@@ -26,59 +26,73 @@ static inline int red_count(int r, int n)
     return r == 2 ? n - 4 : 1;
 }
 
-static size_t conv_scratch(const cglow_model *m, const block_info *b, int G)
-{
-    const int rh = red_size(b->H), rw = red_size(b->W), Hd = m->cfg.hidden, P = m->cfg.cond_features;
-    size_t c1 = k_conv3x3_scratch(P, Hd, rh, rw, G), c2 = k_conv3x3_scratch(Hd, 2 * b->C, rh, rw, G);
-    size_t c3 = k_conv1x1_scratch(Hd, Hd, rh * rw, G), mx = c1 > c2 ? c1 : c2;
-    return mx > c3 ? mx : c3;
-}
-
 size_t injector_net_size(const cglow_model *m, const block_info *b, int G)
 {
-    const size_t R = (size_t)red_size(b->H) * red_size(b->W), Hd = m->cfg.hidden, P = m->cfg.cond_features;
-    /* per map: cmap, a1, a2, o, e, dout, da2, da1; and the convolutions' scratch */
-    return G * R * (P + Hd + Hd + 2 * b->C + b->C + 2 * b->C + Hd + Hd) + conv_scratch(m, b, G);
+    const size_t rh = red_size(b->H), rw = red_size(b->W), R = rh * rw, Hd = m->cfg.hidden, P = m->cfg.cond_features;
+    const size_t C = b->C, PL = k_plane_size((int)rh, (int)rw, G), mx = 2 * C > Hd ? 2 * C : Hd;
+    /* planes: cmap, a1, a2, o, dout, da2, da1; per map: o, e, dout; the prescaled zeroconv */
+    return PL * (P + Hd + Hd + 2 * C + 2 * C + Hd + Hd) + G * R * (2 * C + C + 2 * C) + 2 * C * Hd * 9 + 2 * C +
+           k_conv_planes_scratch((int)mx, (int)mx) + 16;
 }
 
 void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem)
 {
-    const int Hd = m->cfg.hidden, P = m->cfg.cond_features;
+    const int Hd = m->cfg.hidden, P = m->cfg.cond_features, C = b->C;
     w->rh = red_size(b->H); w->rw = red_size(b->W); w->R = w->rh * w->rw; w->G = G;
-    const size_t R = (size_t)w->R * G;
-    w->cmap = mem; mem += R * P;
-    w->col = mem; mem += conv_scratch(m, b, G);
-    w->a1 = mem; mem += R * Hd;
-    w->a2 = mem; mem += R * Hd;
-    w->o = mem; mem += R * 2 * b->C;
-    w->e = mem; mem += R * b->C;
-    w->dout = mem; mem += R * 2 * b->C;
-    w->da2 = mem; mem += R * Hd;
-    w->da1 = mem;
+    const size_t R = (size_t)w->R * G, PL = k_plane_size(w->rh, w->rw, G);
+    w->PL = PL; w->org = k_plane_origin(w->rh, w->rw); w->MP = k_plane_map(w->rh, w->rw);
+    w->Wr = k_plane_row(w->rh, w->rw);
+    w->cmap = mem; mem += PL * P;
+    w->a1 = mem; mem += PL * Hd;
+    w->a2 = mem; mem += PL * Hd;
+    w->oP = mem; mem += PL * 2 * C;
+    w->doutP = mem; mem += PL * 2 * C;
+    w->da2 = mem; mem += PL * Hd;
+    w->da1 = mem; mem += PL * Hd;
+    w->o = mem; mem += R * 2 * C;
+    w->e = mem; mem += R * C;
+    w->dout = mem; mem += R * 2 * C;
+    w->wz = mem; mem += (size_t)2 * C * Hd * 9;
+    w->bz = mem; mem += 2 * C;
+    w->kscr = mem;
+}
+
+/* Pixel (y, x) of map g, channel ch of the reduced maps' planes. */
+static inline size_t plane_at(const inj_net *w, int ch, int g, int y, int x)
+{
+    return (size_t)ch * w->PL + w->org + (size_t)g * w->MP + (size_t)y * w->Wr + x;
 }
 
 /* The CNN on the G reduced maps: o (G, 2C, R) raw (unclamped); e = exp(clamped log-scale) (G, C, R). */
 void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_offsets *s, const cglow_model *m,
                       const block_info *b)
 {
-    const int P = m->cfg.cond_features, Hd = m->cfg.hidden, C = b->C, R = w->R, G = w->G;
+    const int P = m->cfg.cond_features, Hd = m->cfg.hidden, C = b->C, R = w->R, G = w->G, rh = w->rh, rw = w->rw;
+    for (int j = 0; j < P; j++)
+        for (int g = 0; g < G; g++)
+            for (int y = 0; y < rh; y++)
+                for (int x = 0; x < rw; x++) w->cmap[plane_at(w, j, g, y, x)] = c[g * P + j];
+    k_plane_border(w->cmap, P, rh, rw, G, 0);
+    k_conv3x3_planes(w->a1, w->cmap, params + s->inj_w1, params + s->inj_b1, P, Hd, rh, rw, G, 0, 1, w->kscr);
+    k_conv1x1_planes(w->a2, w->a1, params + s->inj_w2, params + s->inj_b2, Hd, Hd, rh, rw, G, 1);
+    k_plane_border(w->a2, Hd, rh, rw, G, 1);
+    /* o = (conv(a2; pad 1) + zb) * exp(3 zs): the factor goes into the weights and bias */
+    const real *zw = params + s->inj_zw, *zb = params + s->inj_zb, *zs = params + s->inj_zs;
+    for (int ch = 0; ch < 2 * C; ch++) {
+        const real f = (real)exp(3.0 * zs[ch]);
+        for (int i = 0; i < Hd * 9; i++) w->wz[(size_t)ch * Hd * 9 + i] = zw[(size_t)ch * Hd * 9 + i] * f;
+        w->bz[ch] = zb[ch] * f;
+    }
+    k_conv3x3_planes(w->oP, w->a2, w->wz, w->bz, Hd, 2 * C, rh, rw, G, 1, 0, w->kscr);
     for (int g = 0; g < G; g++)
-        for (int j = 0; j < P; j++)
-            for (int i = 0; i < R; i++) w->cmap[((size_t)g * P + j) * R + i] = c[g * P + j];
-    k_conv3x3_fwd(w->a1, w->cmap, params + s->inj_w1, params + s->inj_b1, P, Hd, w->rh, w->rw, G, 0, w->col);
-    k_relu(w->a1, (size_t)G * Hd * R);
-    k_conv1x1_fwd(w->a2, w->a1, params + s->inj_w2, params + s->inj_b2, Hd, Hd, R, G, w->col);
-    k_relu(w->a2, (size_t)G * Hd * R);
-    k_conv3x3_fwd(w->o, w->a2, params + s->inj_zw, params + s->inj_zb, Hd, 2 * C, w->rh, w->rw, G, 1, w->col);
-    const real *zs = params + s->inj_zs;
-    for (int g = 0; g < G; g++)
-        for (int ch = 0; ch < 2 * C; ch++) {
-            real f = (real)exp(3.0 * zs[ch]), *o = w->o + ((size_t)g * 2 * C + ch) * R;
-            for (int i = 0; i < R; i++) o[i] *= f;
-        }
+        for (int ch = 0; ch < 2 * C; ch++)
+            for (int y = 0; y < rh; y++)
+                for (int x = 0; x < rw; x++)
+                    w->o[((size_t)g * 2 * C + ch) * R + y * rw + x] = w->oP[plane_at(w, ch, g, y, x)];
     for (int g = 0; g < G; g++) {
         const real *ls = w->o + ((size_t)g * 2 * C + C) * R;
         real *e = w->e + (size_t)g * C * R;
+#pragma omp simd
         for (int i = 0; i < C * R; i++) e[i] = exp_r(clamp_r(ls[i], (real)INJ_LS_MIN, (real)INJ_LS_MAX));
     }
     memset(w->dout, 0, sizeof(real) * (size_t)G * 2 * C * R);
@@ -236,27 +250,33 @@ void injector_apply_bwd(real *dx, const real *dy, const real *x, real gl, inj_ne
 void injector_net_bwd(real *grads, inj_net *w, const real *params, const step_offsets *s, const cglow_model *m,
                       const block_info *b)
 {
-    const int C = b->C, R = w->R, P = m->cfg.cond_features, Hd = m->cfg.hidden, G = w->G;
+    const int C = b->C, R = w->R, P = m->cfg.cond_features, Hd = m->cfg.hidden, G = w->G, rh = w->rh, rw = w->rw;
     /* Back through o = (conv(a2; pad 1) + zb) * exp(3 zs). */
     const real *zs = params + s->inj_zs;
     real *gzs = grads + s->inj_zs;
     for (int ch = 0; ch < 2 * C; ch++) {
         real f = (real)exp(3.0 * zs[ch]), acc = 0;
         for (int g = 0; g < G; g++) {
-            real *d = w->dout + ((size_t)g * 2 * C + ch) * R;
-            const real *o = w->o + ((size_t)g * 2 * C + ch) * R;
+            const real *d = w->dout + ((size_t)g * 2 * C + ch) * R, *o = w->o + ((size_t)g * 2 * C + ch) * R;
 #pragma omp simd reduction(+ : acc)
-            for (int i = 0; i < R; i++) { acc += d[i] * o[i]; d[i] *= f; }
+            for (int i = 0; i < R; i++) acc += d[i] * o[i];
+            for (int y = 0; y < rh; y++)
+                for (int x = 0; x < rw; x++) w->doutP[plane_at(w, ch, g, y, x)] = d[y * rw + x] * f;
         }
         gzs[ch] += 3 * acc;
     }
-    k_conv3x3_bwd(w->da2, grads + s->inj_zw, grads + s->inj_zb, w->dout, w->a2, params + s->inj_zw, Hd, 2 * C, w->rh,
-                  w->rw, G, 1, w->col);
-    k_relu_bwd(w->da2, w->a2, (size_t)G * Hd * R);
-    k_conv1x1_bwd(w->da1, grads + s->inj_w2, grads + s->inj_b2, w->da2, w->a1, params + s->inj_w2, Hd, Hd, R, G, w->col);
-    k_relu_bwd(w->da1, w->a1, (size_t)G * Hd * R);
-    k_conv3x3_bwd(NULL, grads + s->inj_w1, grads + s->inj_b1, w->da1, w->cmap, params + s->inj_w1, P, Hd, w->rh,
-                  w->rw, G, 0, w->col);
+    k_plane_border(w->doutP, 2 * C, rh, rw, G, 0);
+    k_conv3x3_planes_bwd(w->da2, grads + s->inj_zw, grads + s->inj_zb, w->doutP, w->a2, params + s->inj_zw, Hd, 2 * C,
+                         rh, rw, G, 1, w->kscr);
+    const size_t PL = k_plane_size(rh, rw, G);
+    k_relu_bwd(w->da2, w->a2, Hd * PL);
+    k_plane_border(w->da2, Hd, rh, rw, G, 0);
+    k_conv1x1_planes_bwd(w->da1, grads + s->inj_w2, grads + s->inj_b2, w->da2, w->a1, params + s->inj_w2, Hd, Hd, rh,
+                         rw, G, w->kscr);
+    k_relu_bwd(w->da1, w->a1, Hd * PL);
+    k_plane_border(w->da1, Hd, rh, rw, G, 0);
+    k_conv3x3_planes_bwd(NULL, grads + s->inj_w1, grads + s->inj_b1, w->da1, w->cmap, params + s->inj_w1, P, Hd, rh,
+                         rw, G, 0, w->kscr);
 }
 
 /* ---- whole-layer forms (the net and the map together), used by the layer tests */

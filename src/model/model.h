@@ -97,7 +97,13 @@ void invconv_weight_inverse(real *winv, const real *params, const step_offsets *
  * step for a whole group; its output is applied map by map (g0 .. g0+gb-1 of the group, whose
  * tensors x, y, dx, dy hold just those gb maps). Backward accumulates d(net output) over the
  * maps, then runs the net's backward once. */
-typedef struct { real *cmap, *col, *a1, *a2, *o, *e, *dout, *da2, *da1; int rh, rw, R, G; } inj_net;
+typedef struct {
+    real *cmap, *a1, *a2, *oP, *doutP, *da2, *da1;   /* padded planes (kernels.h) of the G reduced maps */
+    real *o, *e, *dout;                              /* (G, 2C, R), (G, C, R), (G, 2C, R) */
+    real *wz, *bz, *kscr;
+    int rh, rw, R, G;
+    size_t PL, org, MP, Wr;                          /* the planes' geometry */
+} inj_net;
 size_t injector_net_size(const cglow_model *m, const block_info *b, int G);
 void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem);
 void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_offsets *s, const cglow_model *m,
