@@ -21,7 +21,7 @@
 /* Rows are rounded up to whole kernel tiles (ROUND elements), computing a few discarded values
  * instead of running a slow remainder path; planes carry the slack that lets the shifted views
  * read that far. */
-#define ROUND 64
+#define ROUND 16   /* one vector: the kernels have 4, 2 and 1-vector tiles */
 static inline size_t round_up(size_t n) { return (n + ROUND - 1) / ROUND * ROUND; }
 static inline size_t map_plane(int H, int W) { return (size_t)(H + 2) * (W + 2); }
 static inline size_t wide_size(int H, int W, int G)

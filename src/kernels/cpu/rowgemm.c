@@ -6,7 +6,6 @@
 typedef real vr __attribute__((vector_size(VBYTES), aligned(sizeof(real)), may_alias));
 #define VL ((int)(VBYTES / sizeof(real)))
 #define OB 4   /* output rows per tile */
-#define PB 2   /* vectors per tile along p */
 
 static inline vr vload(const real *p) { return *(const vr *)p; }
 static inline void vstore(real *p, vr v) { *(vr *)p = v; }
@@ -57,6 +56,26 @@ static inline void combine_tile4(real *out, size_t ldo, const real *w0, size_t l
     vstore(out + ldo, a10); vstore(out + ldo + VL, a11);
     vstore(out + 2 * ldo, a20); vstore(out + 2 * ldo + VL, a21);
     vstore(out + 3 * ldo, a30); vstore(out + 3 * ldo + VL, a31);
+}
+
+/* 4 rows x 1 vector (rows of a few maps of 1x1 pixels). */
+static inline void combine_tile4x1(real *out, size_t ldo, const real *w0, size_t ldw, const real *b,
+                                   const real *const *src, size_t soff, int K)
+{
+    const real *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+    vr a0 = vsplat(b[0]), a1 = vsplat(b[1]), a2 = vsplat(b[2]), a3 = vsplat(b[3]);
+    for (int t = 0; t < K; t++) {
+        const vr s0 = vload(src[t] + soff);
+        a0 += w0[t] * s0; a1 += w1[t] * s0; a2 += w2[t] * s0; a3 += w3[t] * s0;
+    }
+    vstore(out, a0); vstore(out + ldo, a1); vstore(out + 2 * ldo, a2); vstore(out + 3 * ldo, a3);
+}
+
+static inline void combine_tile1x1(real *out, const real *w0, real b, const real *const *src, size_t soff, int K)
+{
+    vr a0 = vsplat(b);
+    for (int t = 0; t < K; t++) a0 += w0[t] * vload(src[t] + soff);
+    vstore(out, a0);
 }
 
 static inline void combine_tile1(real *out, const real *w0, real b, const real *const *src, size_t soff, int K)
@@ -125,30 +144,29 @@ static inline void relu_span(real *p, int m)
 static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias, const real *const *src,
                     int K, size_t n, int relu)
 {
-    const size_t n4 = n - n % (size_t)(4 * VL), nv = n - n % (size_t)(PB * VL);
+    const size_t n4 = n - n % (size_t)(4 * VL), n2 = n - n % (size_t)(2 * VL), n1 = n - n % (size_t)VL;
     int o0 = 0;
     for (; o0 + OB <= O; o0 += OB) {
         real b[OB];
         for (int j = 0; j < OB; j++) b[j] = bias ? bias[o0 + j] : 0;
         real *orow = out + (size_t)o0 * ldo;
         const real *wrow = w + (size_t)o0 * ldw;
-        for (size_t p = 0; p < n4; p += 4 * VL) {
-            combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K);
-            if (relu) for (int j = 0; j < OB; j++) relu_span(orow + j * ldo + p, 4 * VL);
-        }
-        for (size_t p = n4; p < nv; p += PB * VL) {
-            combine_tile4(orow + p, ldo, wrow, ldw, b, src, p, K);
-            if (relu) for (int j = 0; j < OB; j++) relu_span(orow + j * ldo + p, PB * VL);
-        }
+        for (size_t p = 0; p < n4; p += 4 * VL) combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K);
+        if (n2 > n4) combine_tile4(orow + n4, ldo, wrow, ldw, b, src, n4, K);
+        if (n1 > n2) combine_tile4x1(orow + n2, ldo, wrow, ldw, b, src, n2, K);
+        if (relu)
+            for (int j = 0; j < OB; j++) relu_span(orow + j * ldo, (int)n1);
     }
-    for (; o0 < O; o0++)
-        for (size_t p = 0; p < nv; p += PB * VL) {
-            combine_tile1(out + (size_t)o0 * ldo + p, w + (size_t)o0 * ldw, bias ? bias[o0] : 0, src, p, K);
-            if (relu) relu_span(out + (size_t)o0 * ldo + p, PB * VL);
-        }
-    if (nv < n) {
-        combine_tail(out, ldo, O, w, ldw, bias, src, K, nv, n);
-        if (relu) for (int o = 0; o < O; o++) relu_span(out + (size_t)o * ldo + nv, (int)(n - nv));
+    for (; o0 < O; o0++) {
+        real *orow = out + (size_t)o0 * ldo;
+        const real *wrow = w + (size_t)o0 * ldw, b = bias ? bias[o0] : 0;
+        for (size_t p = 0; p < n2; p += 2 * VL) combine_tile1(orow + p, wrow, b, src, p, K);
+        if (n1 > n2) combine_tile1x1(orow + n2, wrow, b, src, n2, K);
+        if (relu) relu_span(orow, (int)n1);
+    }
+    if (n1 < n) {
+        combine_tail(out, ldo, O, w, ldw, bias, src, K, n1, n);
+        if (relu) for (int o = 0; o < O; o++) relu_span(out + (size_t)o * ldo + n1, (int)(n - n1));
     }
 }
 
