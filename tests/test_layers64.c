@@ -69,6 +69,8 @@ static double layer_J(void *p)
     cglow_model *m = L->m;
     const int C = L->b->C, HW = L->b->H * L->b->W;
     double ld[NG] = {0}, sum = 0;
+    model_params_changed(m);   /* fd_check moved a parameter: rebuild the derived weights */
+    model_update_prep(m);
     switch (L->layer) {
     case 0:
         invconv_weight(L->w, m->params, L->s, C);

@@ -50,6 +50,14 @@ void k_conv3x3_planes(real *out, const real *in, const real *w, const real *b, i
                       real pad, int relu, real *scratch);
 void k_conv1x1_planes(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
                       int relu);
+/* The same in two halves, so that the weights' preparation (once per parameter change) leaves
+ * the maps' loop: wp (k_conv3x3_prepared_size) = w * scale[out channel] (scale may be NULL),
+ * reduced to the centre tap for 1x1 maps, then the bias likewise (with the padding's constant). */
+size_t k_conv3x3_prepared_size(int Cin, int Cout, int H, int W);
+void k_conv3x3_prepare(real *wp, const real *w, const real *b, const real *scale, int Cin, int Cout, int H, int W,
+                       real pad);
+void k_conv3x3_planes_prepared(real *out, const real *in, const real *wp, int Cin, int Cout, int H, int W, int G,
+                               int relu);
 /* Backward: dout planes with a zero border; in as in the forward (its border = pad). dw, db
  * accumulate; din (may be NULL) receives planes with an undefined border. */
 void k_conv3x3_planes_bwd(real *din, real *dw, real *db, const real *dout, const real *in, const real *w, int Cin,

@@ -2,13 +2,14 @@
  * map) gives log_s, t for xb: s = (1-clamp) sigmoid(log_s + 2) + clamp, yb = (xb + t) s.
  * Works on G maps at once, tensors (G, C, H, W); c is (G, P). */
 #include "model/model.h"
+#include <stdlib.h>
 #include <string.h>
 
 /* The CNN's activations live in padded planes (kernels.h): conv1 reads xa's planes, writes h1's,
  * the 1x1 convolution reads those in place and writes h2's, whose border is set to 1 for the
  * zeroconv; nothing is copied between the convolutions. */
 typedef struct {
-    real *xa, *h1, *h2, *o, *dout, *dh2, *dh1, *din, *wx, *dwx, *wz, *bz, *T, *sc, *kscr;
+    real *xa, *h1, *h2, *o, *dout, *dh2, *dh1, *din, *wx, *dwx, *T, *sc, *kscr;
     size_t PL, org, MP;
     int Wr;
 } cp_ws;
@@ -28,8 +29,8 @@ size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G)
 {
     const size_t PL = k_plane_size(b->H, b->W, G), Hd = m->cfg.hidden, C = b->C, Cx = C / 2;
     /* xa, h1, h2, o; backward: dout, dh2, dh1, din; conv1's weights on xa and their gradient;
-     * the prescaled zeroconv; the condition tables; one map's scales; the kernels' scratch */
-    return PL * (Cx + Hd + Hd + C + C + Hd + Hd + Cx) + 2 * Hd * Cx * 9 + C * Hd * 9 + C + (size_t)G * Hd * 16 +
+     * the condition tables; one map's scales; the kernels' scratch */
+    return PL * (Cx + Hd + Hd + C + C + Hd + Hd + Cx) + 2 * Hd * Cx * 9 + (size_t)G * Hd * 16 +
            Cx * (size_t)b->H * b->W + kscr_size(m, b) + 16;
 }
 
@@ -48,8 +49,6 @@ static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
     w.din = ws; ws += PL * Cx;
     w.wx = ws; ws += Hd * Cx * 9;
     w.dwx = ws; ws += Hd * Cx * 9;
-    w.wz = ws; ws += C * Hd * 9;
-    w.bz = ws; ws += C;
     w.T = ws; ws += (size_t)G * Hd * 16;
     w.sc = ws; ws += Cx * (size_t)b->H * b->W;
     w.kscr = ws;
@@ -99,30 +98,54 @@ static void xa_weights(real *wx, const real *w1, const cglow_model *m, const blo
 }
 
 /* T[(g*Hd + o)*16 + rf*4 + cf] = sum_j c_gj * sum of w1[o, Cx + j, taps inside for flags rf, cf] */
-static void cond_table(real *T, const real *w1, const real *c, const cglow_model *m, const block_info *b, int G)
+/* wsum (Hd, P, 16): for each output channel and condition feature, the sum of its conv1 taps
+ * that fall inside the map, for each (row, column) border flags. Part of the prepared weights. */
+static void cond_tap_sums(real *wsum, const real *w1, const cglow_model *m, const block_info *b)
 {
     /* inside[f][k]: whether tap row (or column) k is inside the map for border flags f */
     static const real inside[4][3] = {{1, 1, 1}, {0, 1, 1}, {1, 1, 0}, {0, 1, 0}};
     const int Cx = b->C / 2, P = m->cfg.cond_features, cin = Cx + P, Hd = m->cfg.hidden;
-    for (int o = 0; o < Hd; o++) {
-        real wsum[CGLOW_MAX_COND][16];
+    for (int o = 0; o < Hd; o++)
         for (int j = 0; j < P; j++) {
             const real *k = w1 + ((size_t)o * cin + Cx + j) * 9;
+            real *ws = wsum + ((size_t)o * P + j) * 16;
             real rows[3][4];   /* rows[ky][cf]: row ky's taps inside for column flags cf */
             for (int ky = 0; ky < 3; ky++)
                 for (int cf = 0; cf < 4; cf++)
                     rows[ky][cf] = inside[cf][0] * k[ky * 3] + inside[cf][1] * k[ky * 3 + 1] + inside[cf][2] * k[ky * 3 + 2];
             for (int rf = 0; rf < 4; rf++)
                 for (int cf = 0; cf < 4; cf++)
-                    wsum[j][rf * 4 + cf] = inside[rf][0] * rows[0][cf] + inside[rf][1] * rows[1][cf] + inside[rf][2] * rows[2][cf];
+                    ws[rf * 4 + cf] = inside[rf][0] * rows[0][cf] + inside[rf][1] * rows[1][cf] + inside[rf][2] * rows[2][cf];
         }
-        for (int g = 0; g < G; g++) {
+}
+
+/* T[(g*Hd + o)*16 + f] = sum_j c_gj wsum[o][j][f] */
+static void cond_table(real *T, const real *wsum, const real *c, const cglow_model *m, int G)
+{
+    const int P = m->cfg.cond_features, Hd = m->cfg.hidden;
+    for (int g = 0; g < G; g++)
+        for (int o = 0; o < Hd; o++) {
             real *t = T + ((size_t)g * Hd + o) * 16;
             for (int f = 0; f < 16; f++) t[f] = 0;
             for (int j = 0; j < P; j++)
-                for (int f = 0; f < 16; f++) t[f] += c[g * P + j] * wsum[j][f];
+                for (int f = 0; f < 16; f++) t[f] += c[g * P + j] * wsum[((size_t)o * P + j) * 16 + f];
         }
-    }
+}
+
+void coupling_prepare(cglow_model *m, const block_info *b, const step_offsets *s)
+{
+    const real *P = m->params;
+    real *pp = m->prep;
+    const int C = b->C, Cx = C / 2, H = b->H, W = b->W, Hd = m->cfg.hidden;
+    real *wx = malloc(sizeof(real) * ((size_t)Hd * Cx * 9 + C));
+    if (!wx) abort();
+    real *scale = wx + (size_t)Hd * Cx * 9;
+    xa_weights(wx, P + s->cp_w1, m, b);
+    k_conv3x3_prepare(pp + s->pc_w1, wx, P + s->cp_b1, NULL, Cx, Hd, H, W, 0);
+    for (int ch = 0; ch < C; ch++) scale[ch] = (real)exp(3.0 * P[s->cp_zs + ch]);
+    k_conv3x3_prepare(pp + s->pc_zw, P + s->cp_zw, P + s->cp_zb, scale, Hd, C, H, W, 1);
+    cond_tap_sums(pp + s->pc_cond, P + s->cp_w1, m, b);
+    free(wx);
 }
 
 static inline real relu1(real v) { return v > 0 ? v : 0; }
@@ -199,21 +222,15 @@ static void net_forward(real *h1, real *h2, real *o, const real *x, const real *
                         const step_offsets *s, const cglow_model *m, const block_info *b, int G, cp_ws *w)
 {
     const int C = b->C, H = b->H, W = b->W, Hd = m->cfg.hidden;
+    const real *pp = m->prep;
     k_to_planes(w->xa, x, C / 2, H, W, G, (size_t)C * H * W, 0);
-    xa_weights(w->wx, params + s->cp_w1, m, b);
-    k_conv3x3_planes(h1, w->xa, w->wx, params + s->cp_b1, C / 2, Hd, H, W, G, 0, 0, w->kscr);
-    cond_table(w->T, params + s->cp_w1, c, m, b, G);
+    k_conv3x3_planes_prepared(h1, w->xa, pp + s->pc_w1, C / 2, Hd, H, W, G, 0);
+    cond_table(w->T, pp + s->pc_cond, c, m, G);
     add_cond_relu(h1, w->T, b, Hd, G, w);
     k_conv1x1_planes(h2, h1, params + s->cp_w2, params + s->cp_b2, Hd, Hd, H, W, G, 1);
     k_plane_border(h2, Hd, H, W, G, 1);
-    /* o = (conv(h2) + zb) * exp(3 zs): the factor goes into the weights and bias */
-    const real *zw = params + s->cp_zw, *zb = params + s->cp_zb, *zs = params + s->cp_zs;
-    for (int ch = 0; ch < C; ch++) {
-        const real f = (real)exp(3.0 * zs[ch]);
-        for (int i = 0; i < Hd * 9; i++) w->wz[(size_t)ch * Hd * 9 + i] = zw[(size_t)ch * Hd * 9 + i] * f;
-        w->bz[ch] = zb[ch] * f;
-    }
-    k_conv3x3_planes(o, h2, w->wz, w->bz, Hd, C, H, W, G, 1, 0, w->kscr);
+    /* o = (conv(h2) + zb) * exp(3 zs), the factor in the prepared weights */
+    k_conv3x3_planes_prepared(o, h2, pp + s->pc_zw, Hd, C, H, W, G, 0);
 }
 
 static inline real coupling_scale(real a, real clamp) { return (1 - clamp) * sigmoid_r(a + 2) + clamp; }

@@ -104,6 +104,17 @@ static void update_weights(cglow_model *m, real *cache, long *version, int inver
 }
 
 void model_update_wfwd(cglow_model *m) { update_weights(m, m->wfwd, &m->wfwd_version, 0); }
+
+void model_update_prep(cglow_model *m)
+{
+    if (m->prep_version == m->params_version) return;
+    for (int bi = 0; bi < m->nblocks; bi++)
+        for (int k = 0; k < m->cfg.steps; k++) {
+            coupling_prepare(m, &m->blocks[bi], &m->blocks[bi].steps[k]);
+            injector_prepare(m, &m->blocks[bi], &m->blocks[bi].steps[k]);
+        }
+    m->prep_version = m->params_version;
+}
 void model_update_winv(cglow_model *m) { update_weights(m, m->winv, &m->winv_version, 1); }
 
 #define SWAP(a, b) do { real *t_ = (a); (a) = (b); (b) = t_; } while (0)
@@ -254,6 +265,7 @@ static int ngroups(int n) { return (n + GROUP - 1) / GROUP; }
 int flow_forward(cglow_model *m, flow_work *w, const real *x, const real *c, int n, double *logp, real *z)
 {
     model_update_wfwd(m);
+    model_update_prep(m);
     const int P = m->cfg.cond_features, NG = ngroups(n);
 #pragma omp parallel num_threads(w->nthreads)
     {
@@ -273,6 +285,7 @@ int flow_forward(cglow_model *m, flow_work *w, const real *x, const real *c, int
 int flow_inverse(cglow_model *m, flow_work *w, const real *z, const real *c, int n, real *x)
 {
     model_update_wfwd(m);
+    model_update_prep(m);
     model_update_winv(m);
     const int P = m->cfg.cond_features, NG = ngroups(n);
 #pragma omp parallel num_threads(w->nthreads)
@@ -292,6 +305,7 @@ int flow_loss_grad(cglow_model *m, flow_work *w, const real *x, const real *c, i
 {
     if (!w->acc_size) return cglow_set_error(CGLOW_EARG, "flow_loss_grad: work area has no tape");
     model_update_wfwd(m);
+    model_update_prep(m);
     const int P = m->cfg.cond_features, NG = ngroups(n);
     const real gl = (real)(-1.0 / ((double)n * (double)m->dim));
     double sum = 0;

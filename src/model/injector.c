@@ -8,6 +8,7 @@
  * pixel to its class: exact, and it removes the injectors' per-pixel convolution cost.
  * G maps (each with its own condition) go through the small CNN together. */
 #include "model/model.h"
+#include <stdlib.h>
 #include <string.h>
 
 #define INJ_LS_MIN (-6.907755278982137) /* log(1e-3) */
@@ -30,8 +31,8 @@ size_t injector_net_size(const cglow_model *m, const block_info *b, int G)
 {
     const size_t rh = red_size(b->H), rw = red_size(b->W), R = rh * rw, Hd = m->cfg.hidden, P = m->cfg.cond_features;
     const size_t C = b->C, PL = k_plane_size((int)rh, (int)rw, G), mx = 2 * C > Hd ? 2 * C : Hd;
-    /* planes: cmap, a1, a2, o, dout, da2, da1; per map: o, e, dout; the prescaled zeroconv */
-    return PL * (P + Hd + Hd + 2 * C + 2 * C + Hd + Hd) + G * R * (2 * C + C + 2 * C) + 2 * C * Hd * 9 + 2 * C +
+    /* planes: cmap, a1, a2, o, dout, da2, da1; per map: o, e, dout */
+    return PL * (P + Hd + Hd + 2 * C + 2 * C + Hd + Hd) + G * R * (2 * C + C + 2 * C) +
            k_conv_planes_scratch((int)mx, (int)mx) + 16;
 }
 
@@ -52,8 +53,6 @@ void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, i
     w->o = mem; mem += R * 2 * C;
     w->e = mem; mem += R * C;
     w->dout = mem; mem += R * 2 * C;
-    w->wz = mem; mem += (size_t)2 * C * Hd * 9;
-    w->bz = mem; mem += 2 * C;
     w->kscr = mem;
 }
 
@@ -61,6 +60,18 @@ void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, i
 static inline size_t plane_at(const inj_net *w, int ch, int g, int y, int x)
 {
     return (size_t)ch * w->PL + w->org + (size_t)g * w->MP + (size_t)y * w->Wr + x;
+}
+
+void injector_prepare(cglow_model *m, const block_info *b, const step_offsets *s)
+{
+    const real *P = m->params;
+    const int C = b->C, Hd = m->cfg.hidden, rh = red_size(b->H), rw = red_size(b->W);
+    real *scale = malloc(sizeof(real) * 2 * C);
+    if (!scale) abort();
+    k_conv3x3_prepare(m->prep + s->pi_w1, P + s->inj_w1, P + s->inj_b1, NULL, m->cfg.cond_features, Hd, rh, rw, 0);
+    for (int ch = 0; ch < 2 * C; ch++) scale[ch] = (real)exp(3.0 * P[s->inj_zs + ch]);
+    k_conv3x3_prepare(m->prep + s->pi_zw, P + s->inj_zw, P + s->inj_zb, scale, Hd, 2 * C, rh, rw, 1);
+    free(scale);
 }
 
 /* The CNN on the G reduced maps: o (G, 2C, R) raw (unclamped); e = exp(clamped log-scale) (G, C, R). */
@@ -73,17 +84,12 @@ void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_
             for (int y = 0; y < rh; y++)
                 for (int x = 0; x < rw; x++) w->cmap[plane_at(w, j, g, y, x)] = c[g * P + j];
     k_plane_border(w->cmap, P, rh, rw, G, 0);
-    k_conv3x3_planes(w->a1, w->cmap, params + s->inj_w1, params + s->inj_b1, P, Hd, rh, rw, G, 0, 1, w->kscr);
+    const real *pp = m->prep;
+    k_conv3x3_planes_prepared(w->a1, w->cmap, pp + s->pi_w1, P, Hd, rh, rw, G, 1);
     k_conv1x1_planes(w->a2, w->a1, params + s->inj_w2, params + s->inj_b2, Hd, Hd, rh, rw, G, 1);
     k_plane_border(w->a2, Hd, rh, rw, G, 1);
-    /* o = (conv(a2; pad 1) + zb) * exp(3 zs): the factor goes into the weights and bias */
-    const real *zw = params + s->inj_zw, *zb = params + s->inj_zb, *zs = params + s->inj_zs;
-    for (int ch = 0; ch < 2 * C; ch++) {
-        const real f = (real)exp(3.0 * zs[ch]);
-        for (int i = 0; i < Hd * 9; i++) w->wz[(size_t)ch * Hd * 9 + i] = zw[(size_t)ch * Hd * 9 + i] * f;
-        w->bz[ch] = zb[ch] * f;
-    }
-    k_conv3x3_planes(w->oP, w->a2, w->wz, w->bz, Hd, 2 * C, rh, rw, G, 1, 0, w->kscr);
+    /* o = (conv(a2; pad 1) + zb) * exp(3 zs), the factor in the prepared weights */
+    k_conv3x3_planes_prepared(w->oP, w->a2, pp + s->pi_zw, Hd, 2 * C, rh, rw, G, 0);
     for (int g = 0; g < G; g++)
         for (int ch = 0; ch < 2 * C; ch++)
             for (int y = 0; y < rh; y++)

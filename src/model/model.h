@@ -17,6 +17,10 @@ typedef struct {
     size_t inj_w1, inj_b1, inj_w2, inj_b2, inj_zw, inj_zb, inj_zs;
     size_t cp_w1, cp_b1, cp_w2, cp_b2, cp_zw, cp_zb, cp_zs;
     size_t wc;
+    /* into the prepared-weights cache (model_update_prep): the coupling's conv1 on xa and its
+     * zeroconv times exp(3 zs), the condition tap sums, the injector's conv1 and zeroconv;
+     * each as k_conv3x3_prepare leaves it (reduced to the centre tap for 1x1 maps) */
+    size_t pc_w1, pc_zw, pc_cond, pi_w1, pi_zw;
 } step_offsets;
 
 /* fc1.weight, fc1.bias, fc2.weight, fc2.bias, fc3.weight, fc3.bias */
@@ -48,6 +52,10 @@ struct cglow_model {
     size_t wsize;
     real *wfwd, *winv;
     long params_version, wfwd_version, winv_version;
+    /* Per-step weights derived from the parameters (step_offsets.pc_*, pi_*), rebuilt likewise. */
+    size_t prep_size;
+    real *prep;
+    long prep_version;
     /* Sizes of the per-map scratch and tape. */
     size_t scratch_size;  /* elements of one thread's scratch */
     size_t tape_size;     /* elements of one map's saved activations */
@@ -69,6 +77,8 @@ void model_params_changed(cglow_model *m);
 /* Makes the invconv weight caches current. */
 void model_update_wfwd(cglow_model *m);
 void model_update_winv(cglow_model *m);
+/* Makes the prepared weights current (before any layer runs; not thread-safe). */
+void model_update_prep(cglow_model *m);
 
 /* ---- layers: each works on one map; forward, inverse, backward side by side.
  * Gradients accumulate (+=) into `grads`, laid out like params. */
@@ -100,11 +110,12 @@ void invconv_weight_inverse(real *winv, const real *params, const step_offsets *
 typedef struct {
     real *cmap, *a1, *a2, *oP, *doutP, *da2, *da1;   /* padded planes (kernels.h) of the G reduced maps */
     real *o, *e, *dout;                              /* (G, 2C, R), (G, C, R), (G, 2C, R) */
-    real *wz, *bz, *kscr;
+    real *kscr;
     int rh, rw, R, G;
     size_t PL, org, MP, Wr;                          /* the planes' geometry */
 } inj_net;
 size_t injector_net_size(const cglow_model *m, const block_info *b, int G);
+void injector_prepare(cglow_model *m, const block_info *b, const step_offsets *s);
 void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem);
 void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_offsets *s, const cglow_model *m,
                       const block_info *b);
@@ -127,6 +138,8 @@ void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real g_l
 
 /* coupling.c. ws: coupling_scratch_size(G); tape (may be NULL in fwd): h1, h2, o of the G maps. */
 size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G);
+/* Its prepared weights (model_update_prep). */
+void coupling_prepare(cglow_model *m, const block_info *b, const step_offsets *s);
 /* The tape of G maps: h1, h2, o in padded planes (at most G * (2 hidden + C) * k_plane_map_bound). */
 size_t coupling_tape_size(const cglow_model *m, const block_info *b, int G);
 void coupling_fwd(real *y, const real *x, const real *c, const real *params, const step_offsets *s,

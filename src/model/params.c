@@ -166,6 +166,12 @@ int model_alloc(const cglow_config *cfg, cglow_model **out)
 #undef T
             s->wc = m->wsize;
             m->wsize += (size_t)C * C;
+            const int rh = H < 5 ? H : 5, rw = W < 5 ? W : 5;
+            s->pc_w1 = m->prep_size; m->prep_size += k_conv3x3_prepared_size(C / 2, Hd, H, W);
+            s->pc_zw = m->prep_size; m->prep_size += k_conv3x3_prepared_size(Hd, C, H, W);
+            s->pc_cond = m->prep_size; m->prep_size += (size_t)Hd * P * 16;
+            s->pi_w1 = m->prep_size; m->prep_size += k_conv3x3_prepared_size(P, Hd, rh, rw);
+            s->pi_zw = m->prep_size; m->prep_size += k_conv3x3_prepared_size(Hd, 2 * C, rh, rw);
         }
         if (cfg->prior == CGLOW_PRIOR_CONDITIONAL) {
             add_mlp(&tb, &b->prior_mean, bi, "mean", P, Hc, (int)b->zdim);
@@ -181,7 +187,8 @@ int model_alloc(const cglow_config *cfg, cglow_model **out)
     m->params = calloc(m->nparams, sizeof(real));
     m->wfwd = calloc(m->wsize, sizeof(real));
     m->winv = calloc(m->wsize, sizeof(real));
-    if (!m->params || !m->wfwd || !m->winv) {
+    m->prep = calloc(m->prep_size, sizeof(real));
+    if (!m->params || !m->wfwd || !m->winv || !m->prep) {
         cglow_model_free(m);
         return cglow_set_error(CGLOW_ENOMEM, "out of memory for %zu parameters", m->nparams);
     }
@@ -201,6 +208,7 @@ void cglow_model_free(cglow_model *m)
     free(m->params);
     free(m->wfwd);
     free(m->winv);
+    free(m->prep);
     free(m->train_state);
     flow_work_free(m->work);
     free(m);

@@ -348,23 +348,46 @@ static void plane_rows(const real **src, const real *planes, int C, const plane_
     for (int c = 0; c < C; c++) src[c] = planes + (size_t)c * q->PL + q->org;
 }
 
-void k_conv3x3_planes(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
-                      real pad, int relu, real *scratch)
+size_t k_conv3x3_prepared_size(int Cin, int Cout, int H, int W)
+{
+    return (size_t)Cout * Cin * (geom(H, W, 1).bw ? 9 : 1) + Cout;
+}
+
+void k_conv3x3_prepare(real *wp, const real *w, const real *b, const real *scale, int Cin, int Cout, int H, int W,
+                       real pad)
+{
+    const int taps = geom(H, W, 1).bw ? 9 : 1;
+    real *bp = wp + (size_t)Cout * Cin * taps;
+    if (taps == 1) centre_weights(wp, bp, w, b, Cin, Cout, pad);
+    else {
+        memcpy(wp, w, sizeof(real) * Cout * Cin * 9);
+        for (int o = 0; o < Cout; o++) bp[o] = b ? b[o] : 0;
+    }
+    if (scale)
+        for (int o = 0; o < Cout; o++) {
+            for (int i = 0; i < Cin * taps; i++) wp[(size_t)o * Cin * taps + i] *= scale[o];
+            bp[o] *= scale[o];
+        }
+}
+
+void k_conv3x3_planes_prepared(real *out, const real *in, const real *wp, int Cin, int Cout, int H, int W, int G,
+                               int relu)
 {
     const plane_geom q = geom(H, W, G);
     void (*run)(real *, size_t, int, const real *, size_t, const real *, const real *const *, int, size_t) =
         relu ? rows_combine_relu : rows_combine;
-    if (!q.bw) {   /* 1x1 maps: centre tap + the padding's constant */
-        real *wc = scratch, *bc = wc + (size_t)Cin * Cout;
-        const real *src[Cin];
-        centre_weights(wc, bc, w, b, Cin, Cout, pad);
-        plane_rows(src, in, Cin, &q);
-        run(out, q.PL, Cout, wc, Cin, bc, src, Cin, q.n);
-        return;
-    }
-    const real *src[Cin * 9];
-    plane_views(src, in, Cin, &q);
-    run(out + q.org, q.PL, Cout, w, (size_t)Cin * 9, b, src, Cin * 9, q.n);
+    const int K = Cin * (q.bw ? 9 : 1);
+    const real *src[K];
+    if (q.bw) plane_views(src, in, Cin, &q);
+    else plane_rows(src, in, Cin, &q);   /* 1x1 maps: the centre tap */
+    run(out + q.org, q.PL, Cout, wp, K, wp + (size_t)Cout * K, src, K, q.n);
+}
+
+void k_conv3x3_planes(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
+                      real pad, int relu, real *scratch)
+{
+    k_conv3x3_prepare(scratch, w, b, NULL, Cin, Cout, H, W, pad);
+    k_conv3x3_planes_prepared(out, in, scratch, Cin, Cout, H, W, G, relu);
 }
 
 void k_conv1x1_planes(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
