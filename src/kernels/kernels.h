@@ -43,7 +43,7 @@ size_t k_plane_map_bound(int H, int W);
 void k_to_planes(real *planes, const real *in, int C, int H, int W, int G, size_t map_stride, real pad);
 void k_plane_border(real *planes, int C, int H, int W, int G, real pad);
 /* Scratch of the plane convolutions (weights flipped or reduced to the centre tap). */
-size_t k_conv_planes_scratch(int Cin, int Cout);
+size_t k_conv_planes_scratch(int Cin, int Cout, int H, int W, int G);
 /* out planes (Cout) = conv3x3(in planes (Cin), border as set) + b, then max(., 0) when relu;
  * pad is the border's value, needed only for 1x1 maps. out's border is left undefined. */
 void k_conv3x3_planes(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
@@ -57,7 +57,7 @@ size_t k_conv3x3_prepared_size(int Cin, int Cout, int H, int W);
 void k_conv3x3_prepare(real *wp, const real *w, const real *b, const real *scale, int Cin, int Cout, int H, int W,
                        real pad);
 void k_conv3x3_planes_prepared(real *out, const real *in, const real *wp, int Cin, int Cout, int H, int W, int G,
-                               int relu);
+                               int relu, real *scratch);
 /* Backward: dout planes with a zero border; in as in the forward (its border = pad). dw, db
  * accumulate; din (may be NULL) receives planes with an undefined border. */
 void k_conv3x3_planes_bwd(real *din, real *dw, real *db, const real *dout, const real *in, const real *w, int Cin,

@@ -14,10 +14,10 @@ typedef struct {
     int Wr;
 } cp_ws;
 
-static size_t kscr_size(const cglow_model *m, const block_info *b)
+static size_t kscr_size(const cglow_model *m, const block_info *b, int G)
 {
     const int Hd = m->cfg.hidden, mx = b->C > Hd ? b->C : Hd;
-    return k_conv_planes_scratch(Hd, mx);
+    return k_conv_planes_scratch(mx, mx, b->H, b->W, G);
 }
 
 size_t coupling_tape_size(const cglow_model *m, const block_info *b, int G)
@@ -31,7 +31,7 @@ size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G)
     /* xa, h1, h2, o; backward: dout, dh2, dh1, din; conv1's weights on xa and their gradient;
      * the condition tables; one map's scales; the kernels' scratch */
     return PL * (Cx + Hd + Hd + C + C + Hd + Hd + Cx) + 2 * Hd * Cx * 9 + (size_t)G * Hd * 16 +
-           Cx * (size_t)b->H * b->W + kscr_size(m, b) + 16;
+           Cx * (size_t)b->H * b->W + kscr_size(m, b, G) + 16;
 }
 
 static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
@@ -224,13 +224,13 @@ static void net_forward(real *h1, real *h2, real *o, const real *x, const real *
     const int C = b->C, H = b->H, W = b->W, Hd = m->cfg.hidden;
     const real *pp = m->prep;
     k_to_planes(w->xa, x, C / 2, H, W, G, (size_t)C * H * W, 0);
-    k_conv3x3_planes_prepared(h1, w->xa, pp + s->pc_w1, C / 2, Hd, H, W, G, 0);
+    k_conv3x3_planes_prepared(h1, w->xa, pp + s->pc_w1, C / 2, Hd, H, W, G, 0, w->kscr);
     cond_table(w->T, pp + s->pc_cond, c, m, G);
     add_cond_relu(h1, w->T, b, Hd, G, w);
     k_conv1x1_planes(h2, h1, params + s->cp_w2, params + s->cp_b2, Hd, Hd, H, W, G, 1);
     k_plane_border(h2, Hd, H, W, G, 1);
     /* o = (conv(h2) + zb) * exp(3 zs), the factor in the prepared weights */
-    k_conv3x3_planes_prepared(o, h2, pp + s->pc_zw, Hd, C, H, W, G, 0);
+    k_conv3x3_planes_prepared(o, h2, pp + s->pc_zw, Hd, C, H, W, G, 0, w->kscr);
 }
 
 static inline real coupling_scale(real a, real clamp) { return (1 - clamp) * sigmoid_r(a + 2) + clamp; }

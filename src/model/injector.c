@@ -30,10 +30,10 @@ static inline int red_count(int r, int n)
 size_t injector_net_size(const cglow_model *m, const block_info *b, int G)
 {
     const size_t rh = red_size(b->H), rw = red_size(b->W), R = rh * rw, Hd = m->cfg.hidden, P = m->cfg.cond_features;
-    const size_t C = b->C, PL = k_plane_size((int)rh, (int)rw, G), mx = 2 * C > Hd ? 2 * C : Hd;
+    const size_t C = b->C, PL = k_plane_size((int)rh, (int)rw, G), m2 = 2 * C > Hd ? 2 * C : Hd, mx = m2 > P ? m2 : P;
     /* planes: cmap, a1, a2, o, dout, da2, da1; per map: o, e, dout */
     return PL * (P + Hd + Hd + 2 * C + 2 * C + Hd + Hd) + G * R * (2 * C + C + 2 * C) +
-           k_conv_planes_scratch((int)mx, (int)mx) + 16;
+           k_conv_planes_scratch((int)mx, (int)mx, (int)rh, (int)rw, G) + 16;
 }
 
 void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem)
@@ -85,11 +85,11 @@ void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_
                 for (int x = 0; x < rw; x++) w->cmap[plane_at(w, j, g, y, x)] = c[g * P + j];
     k_plane_border(w->cmap, P, rh, rw, G, 0);
     const real *pp = m->prep;
-    k_conv3x3_planes_prepared(w->a1, w->cmap, pp + s->pi_w1, P, Hd, rh, rw, G, 1);
+    k_conv3x3_planes_prepared(w->a1, w->cmap, pp + s->pi_w1, P, Hd, rh, rw, G, 1, w->kscr);
     k_conv1x1_planes(w->a2, w->a1, params + s->inj_w2, params + s->inj_b2, Hd, Hd, rh, rw, G, 1);
     k_plane_border(w->a2, Hd, rh, rw, G, 1);
     /* o = (conv(a2; pad 1) + zb) * exp(3 zs), the factor in the prepared weights */
-    k_conv3x3_planes_prepared(w->oP, w->a2, pp + s->pi_zw, Hd, 2 * C, rh, rw, G, 0);
+    k_conv3x3_planes_prepared(w->oP, w->a2, pp + s->pi_zw, Hd, 2 * C, rh, rw, G, 0, w->kscr);
     for (int g = 0; g < G; g++)
         for (int ch = 0; ch < 2 * C; ch++)
             for (int y = 0; y < rh; y++)

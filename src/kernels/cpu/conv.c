@@ -301,7 +301,49 @@ size_t k_plane_origin(int H, int W) { return geom(H, W, 1).org; }
 size_t k_plane_map(int H, int W) { return geom(H, W, 1).MP; }
 int k_plane_row(int H, int W) { return geom(H, W, 1).Wp; }
 size_t k_plane_map_bound(int H, int W) { return geom(H, W, 1).MP + 2 * (size_t)(W + 3) + ROUND; }
-size_t k_conv_planes_scratch(int Cin, int Cout) { return 10 * (size_t)Cin * Cout + Cout + 16; }
+/* Maps of at most 4x4 pixels: the border would be most of the computed positions (36 of them for
+ * 16 pixels at 4x4, 16 for 4 at 2x2), so the 3x3 convolutions gather their taps into compact
+ * columns (im2col: 9 Cin rows of G*H*W pixels) and scatter the result into the output's planes. */
+static inline int use_cols(const plane_geom *q, int H, int W) { return q->bw && H * W <= 16; }
+static inline size_t cols_n(int H, int W, int G) { return round_up((size_t)G * H * W); }
+
+size_t k_conv_planes_scratch(int Cin, int Cout, int H, int W, int G)
+{
+    size_t s = 10 * (size_t)Cin * Cout + Cout + 16;
+    const plane_geom q = geom(H, W, G);
+    if (use_cols(&q, H, W)) s += (size_t)(10 * Cin + 10 * Cout) * cols_n(H, W, G);
+    return s;
+}
+
+/* cols (C*taps, nc): tap t of channel c at pixel (y, x) of map g, read from the planes (border
+ * included); taps = 9, or 1 for the centre tap alone (the interior). Columns past G*H*W are 0. */
+static void planes_to_cols(real *cols, size_t nc, const real *planes, int C, int taps, int H, int W, int G,
+                           const plane_geom *q)
+{
+    const size_t np = (size_t)G * H * W;
+    for (int c = 0; c < C; c++)
+        for (int t = 0; t < taps; t++) {
+            const int ky = taps == 9 ? t / 3 : 1, kx = taps == 9 ? t % 3 : 1;
+            real *r = cols + ((size_t)c * taps + t) * nc;
+            const real *p = planes + (size_t)c * q->PL + (size_t)ky * q->Wp + kx;
+            for (int g = 0; g < G; g++)
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x++) r[((size_t)g * H + y) * W + x] = p[(size_t)g * q->MP + (size_t)y * q->Wp + x];
+            for (size_t i = np; i < nc; i++) r[i] = 0;
+        }
+}
+
+/* the interiors of planes (C) from compact rows (C, nc) */
+static void cols_to_planes(real *planes, const real *res, size_t nc, int C, int H, int W, int G, const plane_geom *q)
+{
+    for (int c = 0; c < C; c++) {
+        real *p = planes + (size_t)c * q->PL + q->org;
+        const real *r = res + (size_t)c * nc;
+        for (int g = 0; g < G; g++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) p[(size_t)g * q->MP + (size_t)y * q->Wp + x] = r[((size_t)g * H + y) * W + x];
+    }
+}
 
 void k_plane_border(real *planes, int C, int H, int W, int G, real pad)
 {
@@ -371,13 +413,22 @@ void k_conv3x3_prepare(real *wp, const real *w, const real *b, const real *scale
 }
 
 void k_conv3x3_planes_prepared(real *out, const real *in, const real *wp, int Cin, int Cout, int H, int W, int G,
-                               int relu)
+                               int relu, real *scratch)
 {
     const plane_geom q = geom(H, W, G);
     void (*run)(real *, size_t, int, const real *, size_t, const real *, const real *const *, int, size_t) =
         relu ? rows_combine_relu : rows_combine;
     const int K = Cin * (q.bw ? 9 : 1);
     const real *src[K];
+    if (use_cols(&q, H, W)) {
+        const size_t nc = cols_n(H, W, G);
+        real *cols = scratch, *res = cols + (size_t)K * nc;
+        planes_to_cols(cols, nc, in, Cin, 9, H, W, G, &q);
+        for (int t = 0; t < K; t++) src[t] = cols + (size_t)t * nc;
+        run(res, nc, Cout, wp, K, wp + (size_t)Cout * K, src, K, nc);
+        cols_to_planes(out, res, nc, Cout, H, W, G, &q);
+        return;
+    }
     if (q.bw) plane_views(src, in, Cin, &q);
     else plane_rows(src, in, Cin, &q);   /* 1x1 maps: the centre tap */
     run(out + q.org, q.PL, Cout, wp, K, wp + (size_t)Cout * K, src, K, q.n);
@@ -387,7 +438,8 @@ void k_conv3x3_planes(real *out, const real *in, const real *w, const real *b, i
                       real pad, int relu, real *scratch)
 {
     k_conv3x3_prepare(scratch, w, b, NULL, Cin, Cout, H, W, pad);
-    k_conv3x3_planes_prepared(out, in, scratch, Cin, Cout, H, W, G, relu);
+    k_conv3x3_planes_prepared(out, in, scratch, Cin, Cout, H, W, G, relu,
+                              scratch + k_conv3x3_prepared_size(Cin, Cout, H, W));
 }
 
 void k_conv1x1_planes(real *out, const real *in, const real *w, const real *b, int Cin, int Cout, int H, int W, int G,
@@ -441,15 +493,31 @@ void k_conv3x3_planes_bwd(real *din, real *dw, real *db, const real *dout, const
         return;
     }
     const real *src[Cm * 9];
-    plane_views(src, in, Cin, &q);
-    rows_correlate(dw, (size_t)Cin * 9, Cout, dout + q.org, q.PL, src, Cin * 9, q.n);
+    const int cols = use_cols(&q, H, W);
+    const size_t nc = cols ? cols_n(H, W, G) : 0;
+    real *wflip = scratch, *cbuf = scratch + (size_t)Cin * Cout * 9, *cres = cbuf + (size_t)Cm * 9 * nc;
+    if (cols) {   /* compact: the input's taps against the output gradient's interior */
+        planes_to_cols(cbuf, nc, in, Cin, 9, H, W, G, &q);
+        planes_to_cols(cres, nc, dout, Cout, 1, H, W, G, &q);
+        for (int t = 0; t < Cin * 9; t++) src[t] = cbuf + (size_t)t * nc;
+        rows_correlate(dw, (size_t)Cin * 9, Cout, cres, nc, src, Cin * 9, nc);
+    } else {
+        plane_views(src, in, Cin, &q);
+        rows_correlate(dw, (size_t)Cin * 9, Cout, dout + q.org, q.PL, src, Cin * 9, q.n);
+    }
     if (!din) return;
     /* input gradient: the zero-bordered output gradient convolved with the weights transposed
      * (in <-> out) and flipped (tap k -> 8 - k) */
-    real *wflip = scratch;
     for (int ci = 0; ci < Cin; ci++)
         for (int co = 0; co < Cout; co++)
             for (int k = 0; k < 9; k++) wflip[((size_t)ci * Cout + co) * 9 + k] = w[((size_t)co * Cin + ci) * 9 + 8 - k];
+    if (cols) {
+        planes_to_cols(cbuf, nc, dout, Cout, 9, H, W, G, &q);
+        for (int t = 0; t < Cout * 9; t++) src[t] = cbuf + (size_t)t * nc;
+        rows_combine(cres, nc, Cin, wflip, (size_t)Cout * 9, NULL, src, Cout * 9, nc);
+        cols_to_planes(din, cres, nc, Cin, H, W, G, &q);
+        return;
+    }
     plane_views(src, dout, Cout, &q);
     rows_combine(din + q.org, q.PL, Cin, wflip, (size_t)Cout * 9, NULL, src, Cout * 9, q.n);
 }
