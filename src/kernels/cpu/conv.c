@@ -326,9 +326,17 @@ static void planes_to_cols(real *cols, size_t nc, const real *planes, int C, int
             const int ky = taps == 9 ? t / 3 : 1, kx = taps == 9 ? t % 3 : 1;
             real *r = cols + ((size_t)c * taps + t) * nc;
             const real *p = planes + (size_t)c * q->PL + (size_t)ky * q->Wp + kx;
-            for (int g = 0; g < G; g++)
-                for (int y = 0; y < H; y++)
-                    for (int x = 0; x < W; x++) r[((size_t)g * H + y) * W + x] = p[(size_t)g * q->MP + (size_t)y * q->Wp + x];
+            /* rows of a compile-time width for the usual sizes, so that each is a single move */
+#define GATHER(WC)                                                                                   \
+    for (int g = 0; g < G; g++)                                                                      \
+        for (int y = 0; y < H; y++)                                                                  \
+            for (int x = 0; x < (WC); x++) r[((size_t)g * H + y) * (WC) + x] = p[(size_t)g * q->MP + (size_t)y * q->Wp + x];
+            switch (W) {
+            case 2: GATHER(2); break;
+            case 4: GATHER(4); break;
+            default: GATHER(W); break;
+            }
+#undef GATHER
             for (size_t i = np; i < nc; i++) r[i] = 0;
         }
 }
