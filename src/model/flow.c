@@ -94,12 +94,15 @@ static thread_bufs bufs_of(const cglow_model *m, flow_work *w, int tid)
 static void update_weights(cglow_model *m, real *cache, long *version, int inverse)
 {
     if (*version == m->params_version) return;
-    for (int bi = 0; bi < m->nblocks; bi++)
-        for (int k = 0; k < m->cfg.steps; k++) {
-            const step_offsets *s = &m->blocks[bi].steps[k];
-            if (inverse) invconv_weight_inverse(cache + s->wc, m->params, s, m->blocks[bi].C);
-            else invconv_weight(cache + s->wc, m->params, s, m->blocks[bi].C);
-        }
+    /* the steps are independent (double-precision LU products, C up to 128): one per thread */
+    const int K = m->cfg.steps, n = m->nblocks * K;
+#pragma omp parallel for schedule(dynamic) num_threads(cglow_get_threads())
+    for (int i = 0; i < n; i++) {
+        const int bi = i / K;
+        const step_offsets *s = &m->blocks[bi].steps[i % K];
+        if (inverse) invconv_weight_inverse(cache + s->wc, m->params, s, m->blocks[bi].C);
+        else invconv_weight(cache + s->wc, m->params, s, m->blocks[bi].C);
+    }
     *version = m->params_version;
 }
 
@@ -337,11 +340,13 @@ int flow_loss_grad(cglow_model *m, flow_work *w, const real *x, const real *c, i
         total[i] = s;
     }
     memcpy(grads, total, sizeof(real) * m->nparams);
-    for (int bi = 0; bi < m->nblocks; bi++)
-        for (int k = 0; k < m->cfg.steps; k++) {
-            const step_offsets *s = &m->blocks[bi].steps[k];
-            invconv_weight_grad(grads, m->params, s, total + m->nparams + s->wc, m->blocks[bi].C);
-        }
+    const int K = m->cfg.steps, nsteps = m->nblocks * K;
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    for (int i = 0; i < nsteps; i++) {   /* each step writes only its own tensors */
+        const int bi = i / K;
+        const step_offsets *s = &m->blocks[bi].steps[i % K];
+        invconv_weight_grad(grads, m->params, s, total + m->nparams + s->wc, m->blocks[bi].C);
+    }
     /* perm and sign are fixed */
     for (int i = 0; i < m->ntensors; i++)
         if (!m->tensors[i].info.trainable) memset(grads + m->tensors[i].off, 0, sizeof(real) * m->tensors[i].info.size);
