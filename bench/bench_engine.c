@@ -48,7 +48,7 @@ int main(int argc, char **argv)
         c[2 * i + 1] = (float)(-1 + (2 * (i % G) + 1.0) / G);
     }
     double *lp = malloc(sizeof(double) * N);
-    cglow_log_prob(m, x, c, 8, lp);   /* warm-up */
+    cglow_log_prob(m, x, c, N < 8 ? N : 8, lp);   /* warm-up */
     t0 = now_seconds();
     cglow_log_prob(m, x, c, N, lp);
     dt = now_seconds() - t0;
