@@ -586,6 +586,7 @@ typedef struct {
     int n_png;                /* posterior pictures (4) */
     const char *out_dir;
     int progress;
+    const char *device;       /* the flow scorer's device: NULL or "cpu", "cuda" */
 } cglow_infer_run;
 void cglow_infer_run_default(cglow_infer_run *r);
 int cglow_run_infer(const cglow_infer_run *r);

@@ -1,6 +1,7 @@
 /* The device choice and the CPU backend: flow.c's passes and the trainer's Adam loop, unchanged,
  * behind the flow_backend table (backend.h). */
 #include "model/backend.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,13 +152,20 @@ static const flow_backend *cuda_table(const char **why)
 
 int cglow_cuda_available(const char **reason)
 {
+    static _Thread_local char buf[256];
     const char *why = NULL;
     const flow_backend *be = cuda_table(&why);
     if (!be) {
         if (reason) *reason = why;
         return 0;
     }
-    return be->available(reason);
+    if (be->available(&why)) {
+        if (reason) *reason = "available";
+        return 1;
+    }
+    snprintf(buf, sizeof buf, "no usable CUDA device (%s)", why);
+    if (reason) *reason = buf;
+    return 0;
 }
 
 int cglow_model_set_device(cglow_model *m, const char *device)
