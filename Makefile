@@ -41,7 +41,7 @@ ASAN_OBJ  := $(LIB_SRC:%.c=$(B)/asan/%.o)
 ASAN64_OBJ := $(LIB_SRC:%.c=$(B)/asan64/%.o)
 ASANCLI_OBJ := $(CLI_SRC:%.c=$(B)/asan/%.o)
 
-.PHONY: all test demo deps clean bench cuda
+.PHONY: all test demo deps clean bench cuda cuda-model gpu-bundle
 all: $(B)/cglow $(B)/libcglow.a
 
 $(B)/libcglow.a: $(LIB_OBJ)
@@ -120,20 +120,43 @@ $(B)/tests/test_flow_cuda_emul: tests/test_flow_cuda.c tests/test.h tests/model_
 	@mkdir -p $(@D) $(B)/emul; $(CC) $(CFLAGS) -O1 $(SAN) -c $< -o $(B)/emul/test_flow_cuda.o
 	$(CXX) $(SAN) -pthread -o $@ $(B)/emul/test_flow_cuda.o $(B)/emul/src/model/flow_cuda.o $(EMUL_OBJ) \
 		$(B)/libcglow_asan.a $(LDLIBS)
+# The command-line tool on the emulated device (ASan), for tests/cli/test_device.sh: --device cuda
+# end to end (train, resume, logprob, sample, infer) on any machine.
+$(B)/cglow_emul: $(ASANCLI_OBJ) $(B)/emul/src/model/flow_cuda.o $(EMUL_OBJ) $(B)/libcglow_asan.a
+	$(CXX) $(SAN) -pthread -o $@ $(ASANCLI_OBJ) -Wl,-u,flow_backend_cuda $(B)/emul/src/model/flow_cuda.o $(EMUL_OBJ) \
+		$(B)/libcglow_asan.a $(LDLIBS)
 # In `make test` when $(CXX) has C++20's <barrier> (EMUL=0 leaves it out).
 HASH := \#
 EMUL ?= $(shell echo '$(HASH)include <barrier>' | $(CXX) -x c++ -std=c++20 -fsyntax-only - >/dev/null 2>&1 && echo 1 || echo 0)
 ifeq ($(EMUL),1)
-TEST_BIN += $(B)/tests/test_cuda_emul $(B)/tests/test_flow_cuda_emul
+TEST_BIN += $(B)/tests/test_cuda_emul $(B)/tests/test_flow_cuda_emul $(B)/cglow_emul
 endif
 
+# `make cuda`: the kernels, their test and bench (no CPU libraries needed). `make cuda-model`: also
+# the tool with --device cuda, the whole-model test and bench (OpenBLAS, FFTW, libpng, cJSON).
+# `make gpu-bundle`: those three built for any x86-64-v3 machine, with copies of the shared
+# libraries they need that a GPU image may lack, in build/gpu-bundle (bench/gpu_check.sh uses it).
 ifeq ($(CUDA),1)
-cuda: $(B)/libcglow_cuda.a $(B)/tests/test_cuda $(B)/bench/bench_cuda $(B)/cglow $(B)/tests/test_flow_cuda \
-      $(B)/bench/bench_flow_cuda
+cuda: $(B)/libcglow_cuda.a $(B)/tests/test_cuda $(B)/bench/bench_cuda
+cuda-model: cuda $(B)/cglow $(B)/tests/test_flow_cuda $(B)/bench/bench_flow_cuda
 CUDA_TEST_BIN := $(B)/tests/test_cuda $(B)/tests/test_flow_cuda
+BUNDLE_LIBS := libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libfftw3f.so.3 libfftw3.so.3 libpng16.so.16 \
+               libcjson.so.1 libz.so.1 libgomp.so.1
+gpu-bundle:
+	@$(MAKE) --no-print-directory B=$(B)/bundle-build ARCH=-march=x86-64-v3 cuda-model
+	@rm -rf $(B)/gpu-bundle; mkdir -p $(B)/gpu-bundle/lib
+	cp $(B)/bundle-build/cglow $(B)/bundle-build/tests/test_flow_cuda $(B)/bundle-build/tests/test_cuda \
+		$(B)/bundle-build/bench/bench_flow_cuda $(B)/bundle-build/bench/bench_cuda $(B)/gpu-bundle/
+	strip $(B)/gpu-bundle/cglow $(B)/gpu-bundle/test_flow_cuda $(B)/gpu-bundle/test_cuda $(B)/gpu-bundle/bench_flow_cuda \
+		$(B)/gpu-bundle/bench_cuda
+	@for l in $(BUNDLE_LIBS); do \
+		p=$$(ldd $(B)/gpu-bundle/cglow | awk -v l=$$l '$$1 == l { print $$3 }'); \
+		if [ -n "$$p" ]; then cp -L "$$p" $(B)/gpu-bundle/lib/; fi; done
+	@git rev-parse HEAD > $(B)/gpu-bundle/COMMIT 2>/dev/null || true
+	@du -sh $(B)/gpu-bundle; ls $(B)/gpu-bundle $(B)/gpu-bundle/lib
 else
-cuda:
-	@echo "make cuda: no nvcc found (set NVCC=/path/to/nvcc)"; exit 1
+cuda cuda-model gpu-bundle:
+	@echo "make $@: no nvcc found (set NVCC=/path/to/nvcc)"; exit 1
 CUDA_TEST_BIN :=
 endif
 

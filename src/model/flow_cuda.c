@@ -90,14 +90,17 @@ static int run_pass(cuda_model *cm, graph_cache *gc, int key, pass_fn fn, void *
     if (!cm->graphs) return fn(ctx);
     for (int i = 0; i < NGRAPH; i++)
         if (gc->s[i].g && gc->s[i].key == key) return kcu_graph_launch(gc->s[i].g);
-    if (kcu_graph_begin() != 0) {   /* e.g. the CPU emulation: no graphs there */
+    int rc = kcu_graph_begin();
+    if (rc) {   /* the CPU emulation has no graphs (CGLOW_ENOTSUP): quietly direct */
+        if (rc != CGLOW_ENOTSUP) fprintf(stderr, "cglow: warning: cuda: no graph capture (%s); direct launches\n", cglow_last_error());
         cm->graphs = 0;
         return fn(ctx);
     }
-    int rc = fn(ctx);
+    rc = fn(ctx);
     kcu_graph *g = NULL;
     const int rc_end = kcu_graph_end(&g);
     if (rc || rc_end) {   /* not capturable after all: run it directly from now on */
+        fprintf(stderr, "cglow: warning: cuda: graph capture failed (%s); direct launches\n", cglow_last_error());
         kcu_graph_free(g);
         cm->graphs = 0;
         (void)kcu_sync();
