@@ -51,6 +51,8 @@ typedef struct {
 
 typedef struct {
     float *params, *wfwd, *winv;
+    size_t *tape_off;        /* per block: its start in a map's device tape */
+    size_t tape_size;        /* floats of one map's device tape */
     double *lu_work;
     kcu_lu_step *lu_steps;   /* device */
     int nsteps;
@@ -173,16 +175,31 @@ static kcu_mlp_grad mlp_grad(float *g, const mlp_offsets *o)
     return n;
 }
 
-/* The tape of G maps: the CPU layout with the whole batch as one group. Step k of block b:
- * [x0 | x1 | x2 | h1 | h2 | o] (invconv, injector and coupling inputs, then the coupling net's
- * activations), each array for all G maps; after the K steps, the block's output. */
-static float *tape_step(const cglow_model *m, const block_info *b, float *tape, int G, int k)
+/* The tape of G maps, the whole batch as one group. Step k of block b: [x0 | x1 | x2 | h1 | h2 | o]
+ * (invconv, injector and coupling inputs, then the coupling net's activations, the layout of
+ * kcu_coupling_layer_*'s tape), each array for all G maps; after the K steps, the block's output.
+ * (Its own layout: the CPU's tape (flow.c) is laid out for the CPU kernels.) */
+static size_t dev_step_tape(const cglow_model *m, const block_info *b)
 {
-    return tape + b->tape_off * G + (size_t)k * step_tape_size(m, b) * G;
+    return (4 * (size_t)b->C + 2 * (size_t)m->cfg.hidden) * b->H * b->W;
 }
-static float *tape_out(const cglow_model *m, const block_info *b, float *tape, int G)
+static void tape_layout(const cglow_model *m, cuda_model *cm)
 {
-    return tape_step(m, b, tape, G, m->cfg.steps);
+    size_t off = 0;
+    for (int bi = 0; bi < m->nblocks; bi++) {
+        const block_info *b = &m->blocks[bi];
+        cm->tape_off[bi] = off;
+        off += (size_t)m->cfg.steps * dev_step_tape(m, b) + (size_t)b->C * b->H * b->W;
+    }
+    cm->tape_size = off;
+}
+static float *tape_step(const cglow_model *m, const cuda_model *cm, int bi, float *tape, int G, int k)
+{
+    return tape + cm->tape_off[bi] * G + (size_t)k * dev_step_tape(m, &m->blocks[bi]) * G;
+}
+static float *tape_out(const cglow_model *m, const cuda_model *cm, int bi, float *tape, int G)
+{
+    return tape_step(m, cm, bi, tape, G, m->cfg.steps);
 }
 
 /* ---------------------------------------------------------------- the passes */
@@ -201,7 +218,7 @@ static int pass_forward(const cglow_model *m, const cuda_model *cm, const float 
         const block_info *b = &m->blocks[bi];
         const int C = b->C, H = b->H, W = b->W, HW = H * W;
         const size_t chw = (size_t)C * HW, n = chw * G;
-        float *a = tape ? tape_step(m, b, tape, G, 0) : h;
+        float *a = tape ? tape_step(m, cm, bi, tape, G, 0) : h;
         if (!b->final) TRY(kcu_squeeze_fwd(a, cur, Cin, Hin, Win, G));
         else if (cur != a) TRY(kcu_memcpy_d2d(a, cur, sizeof(float) * n));
         for (int k = 0; k < K; k++) {
@@ -209,11 +226,11 @@ static int pass_forward(const cglow_model *m, const cuda_model *cm, const float 
             const kcu_net inj = injector_net(Pm, s), cp = coupling_net(Pm, s);
             float *x1, *x2, *out, *ct;
             if (tape) {
-                float *st = tape_step(m, b, tape, G, k);
+                float *st = tape_step(m, cm, bi, tape, G, k);
                 x1 = st + n;
                 x2 = st + 2 * n;
                 ct = st + 3 * n;
-                out = tape_step(m, b, tape, G, k + 1);   /* the next step's x0, or the block output */
+                out = tape_step(m, cm, bi, tape, G, k + 1);   /* the next step's x0, or the block output */
             } else {
                 x1 = t;
                 x2 = a;
@@ -256,7 +273,7 @@ static int pass_backward(const cglow_model *m, const cuda_model *cm, cuda_train 
         const block_info *b = &m->blocks[bi];
         const int C = b->C, H = b->H, W = b->W, HW = H * W, D = (int)b->zdim;
         const size_t chw = (size_t)C * HW, n = chw * G, zo = b->final ? 0 : chw / 2;
-        const float *out = tape_out(m, b, tape, G);
+        const float *out = tape_out(m, cm, bi, tape, G);
         if (!b->final) {   /* the continuing halves' gradient, (G, C/2, HW) -> first halves of (G, C, HW) */
             TRY(kcu_copy_channels(dt, C, 0, dh, C / 2, 0, C / 2, HW, G));
             SWAPF(dh, dt);
@@ -276,7 +293,7 @@ static int pass_backward(const cglow_model *m, const cuda_model *cm, cuda_train 
             const step_offsets *s = &b->steps[k];
             const kcu_net inj = injector_net(Pm, s), cp = coupling_net(Pm, s);
             const kcu_net_grad ig = injector_grad(Gr, s), cg = coupling_grad(Gr, s);
-            const float *st = tape_step(m, b, tape, G, k);
+            const float *st = tape_step(m, cm, bi, tape, G, k);
             TRY(kcu_coupling_layer_bwd(dt, &cg, dh, st + 2 * n, gl, c, &cp, C, P, Hd, H, W, G, clamp, st + 3 * n,
                                        scratch));
             TRY(kcu_injector_layer_bwd(dh, &ig, dt, st + n, gl, c, &inj, C, P, Hd, H, W, G, scratch));
@@ -422,6 +439,7 @@ static void cuda_close(cglow_model *m, void *state)
     kcu_free(cm->winv);
     kcu_free(cm->lu_work);
     kcu_free(cm->lu_steps);
+    free(cm->tape_off);
     free(cm);
 }
 
@@ -440,7 +458,9 @@ static int cuda_open(cglow_model *m, void **state)
     if (!cm) return cglow_set_error(CGLOW_ENOMEM, "out of memory");
     cm->nsteps = m->nblocks * m->cfg.steps;
     kcu_lu_step *hs = calloc((size_t)cm->nsteps, sizeof *hs);
-    int bad = !hs;
+    cm->tape_off = calloc((size_t)m->nblocks, sizeof *cm->tape_off);
+    int bad = !hs || !cm->tape_off;
+    if (!bad) tape_layout(m, cm);
     cm->params = dmalloc(sizeof(float) * m->nparams, &bad);
     cm->wfwd = dmalloc(sizeof(float) * m->wsize, &bad);
     cm->winv = dmalloc(sizeof(float) * m->wsize, &bad);
@@ -550,6 +570,7 @@ static void cuda_train_free(cglow_model *m, void *st)
 
 static int cuda_train_create(cglow_model *m, int max_batch, void **st)
 {
+    const cuda_model *cm = m->be_state;
     cuda_train *tr = calloc(1, sizeof *tr);
     if (!tr) return cglow_set_error(CGLOW_ENOMEM, "out of memory");
     const size_t N = m->nparams, B = (size_t)max_batch, f = sizeof(float);
@@ -559,7 +580,7 @@ static int cuda_train_create(cglow_model *m, int max_batch, void **st)
     tr->adam_m = dmalloc(f * N, &bad);
     tr->adam_v = dmalloc(f * N, &bad);
     tr->dw = dmalloc(f * m->wsize, &bad);
-    tr->tape = dmalloc(f * B * m->tape_size, &bad);
+    tr->tape = dmalloc(f * B * cm->tape_size, &bad);
     tr->x = dmalloc(f * B * m->dim, &bad);
     tr->dh = dmalloc(f * B * m->dim, &bad);
     tr->dt = dmalloc(f * B * m->dim, &bad);
@@ -575,7 +596,7 @@ static int cuda_train_create(cglow_model *m, int max_batch, void **st)
         snprintf(msg, sizeof msg, "%s", cglow_last_error());
         cuda_train_free(m, tr);
         return cglow_set_error(CGLOW_ENOMEM, "cuda: training buffers for batch %d (%.2f GB of tape): %s", max_batch,
-                               (double)(f * B * m->tape_size) * 1e-9, msg);
+                               (double)(f * B * cm->tape_size) * 1e-9, msg);
     }
     *st = tr;
     return 0;
