@@ -41,17 +41,21 @@ ASAN_OBJ  := $(LIB_SRC:%.c=$(B)/asan/%.o)
 ASAN64_OBJ := $(LIB_SRC:%.c=$(B)/asan64/%.o)
 ASANCLI_OBJ := $(CLI_SRC:%.c=$(B)/asan/%.o)
 
-.PHONY: all test demo deps clean bench cuda cuda-model gpu-bundle
+.PHONY: all test demo deps clean bench cuda cuda-model gpu-bundle FORCE
 all: $(B)/cglow $(B)/libcglow.a
 
 $(B)/libcglow.a: $(LIB_OBJ)
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
 # With nvcc (CUDA=1) the tool carries the CUDA backend (--device cuda); without, it says so.
+# $(B)/cuda.flag changes with CUDA, so that switching it relinks the tool.
+$(B)/cuda.flag: FORCE
+	@mkdir -p $(@D); echo $(CUDA) | cmp -s - $@ || echo $(CUDA) > $@
+FORCE:
 ifeq ($(CUDA),1)
-$(B)/cglow: $(CLI_OBJ) $(B)/libcglow.a $(B)/libcglow_cuda.a
+$(B)/cglow: $(CLI_OBJ) $(B)/libcglow.a $(B)/libcglow_cuda.a $(B)/cuda.flag
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(CUDA_LINK)
 else
-$(B)/cglow: $(CLI_OBJ) $(B)/libcglow.a
+$(B)/cglow: $(CLI_OBJ) $(B)/libcglow.a $(B)/cuda.flag
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(B)/libcglow.a $(LDLIBS)
 endif
 
