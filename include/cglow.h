@@ -102,6 +102,17 @@ int cglow_model_load(const char *path, cglow_model **out);
 const char *cglow_model_train_state(const cglow_model *m);
 int cglow_model_set_train_state(cglow_model *m, const char *json);
 
+/* Compute device of a model: "cpu" (the default) or "cuda" (the first CUDA device). The choice is
+ * not part of the model: checkpoints are the same whichever device wrote them, and a loaded model
+ * starts on the CPU. On "cuda" the parameters live on the device (a trainer's gradients and Adam
+ * moments too) and the host copy is refreshed when it is read (save, get_tensor, sampling).
+ * CGLOW_ENOTSUP (one-line message) when this build has no CUDA backend or no usable device;
+ * CGLOW_EARG for an unknown name or while a trainer of the model exists. */
+int cglow_model_set_device(cglow_model *m, const char *device);
+const char *cglow_model_device(const cglow_model *m);   /* "cpu" or "cuda" */
+/* 1 if "cuda" can be chosen here; else 0 and (reason != NULL) why not, one line. */
+int cglow_cuda_available(const char **reason);
+
 /* Forward (data -> latent). x: n maps in model space; c: n x P scaled conditions.
  * logp (n, may be NULL): log p(x|c) in nats, model space. z (n x dim, may be NULL): all latents,
  * block order, C order within a block. */
@@ -575,6 +586,7 @@ typedef struct {
     int n_png;                /* posterior pictures (4) */
     const char *out_dir;
     int progress;
+    const char *device;       /* the flow scorer's device: NULL or "cpu", "cuda" */
 } cglow_infer_run;
 void cglow_infer_run_default(cglow_infer_run *r);
 int cglow_run_infer(const cglow_infer_run *r);

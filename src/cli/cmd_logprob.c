@@ -1,12 +1,13 @@
 /* cglow logprob: per-map log p(map | parameters) in nats, from raw maps and raw parameters,
  * with the preprocessing stored in the checkpoint. */
 #include "cli/model_data.h"
+#include "cli/model_flags.h"
 #include <stdlib.h>
 #include <string.h>
 
 int cmd_logprob(int argc, char **argv)
 {
-    const char *model = NULL, *maps = NULL, *cond = NULL, *out = NULL, *space = "model";
+    const char *model = NULL, *maps = NULL, *cond = NULL, *out = NULL, *space = "model", *device = NULL;
     long threads = 0, batch = 64;
     cli_flag flags[] = {
         {"model", FLAG_STR, &model, "checkpoint (.safetensors)", 1, 0},
@@ -16,15 +17,22 @@ int cmd_logprob(int argc, char **argv)
         {"space", FLAG_STR, &space, "model (nats in model space, default) or log10 (of the log10 map)", 0, 0},
         {"batch", FLAG_INT, &batch, "maps per call (64)", 0, 0},
         {"threads", FLAG_INT, &threads, "threads (0 = OpenMP default)", 0, 0},
+        DEVICE_FLAG(&device),
     };
-    int help, rc = cli_parse("logprob", "Per-map log p(map | parameters) in nats.", flags, 7, argc, argv, &help);
+    int help, rc = cli_parse("logprob", "Per-map log p(map | parameters) in nats.", flags, 8, argc, argv, &help);
     if (rc) return help ? 0 : rc;
+    if (cli_check_device(device)) return 1;
     if (strcmp(space, "model") && strcmp(space, "log10")) return cli_fail("--space must be model or log10 (got '%s')", space);
     if (batch < 1) return cli_fail("--batch must be >= 1");
     cli_apply_threads(threads);
     cglow_model *m;
     cglow_dataset ds;
     if (cli_open_model_data(model, maps, cond, &m, &ds)) return 1;
+    if (cli_apply_device(m, device)) {
+        cglow_dataset_close(&ds);
+        cglow_model_free(m);
+        return 1;
+    }
     const size_t N = ds.n_maps, D = cglow_model_dim(m), P = ds.n_cond, B = (size_t)batch;
     float *raw = malloc(sizeof(float) * B * ds.height * ds.width), *x = malloc(sizeof(float) * B * D);
     float *c = malloc(sizeof(float) * B * P), *u = malloc(sizeof(float) * B * D);

@@ -1,12 +1,13 @@
 /* cglow sample: new maps for given parameters at a temperature (model.md 2.4, 8). */
 #include "cli/sci_cli.h"
+#include "cli/model_flags.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 int cmd_sample(int argc, char **argv)
 {
-    const char *model = NULL, *cond = NULL, *out = NULL, *units = "log10", *png = NULL;
+    const char *model = NULL, *cond = NULL, *out = NULL, *units = "log10", *png = NULL, *device = NULL;
     long per = 1, seed = 0, threads = 0, png_max = 16;
     double T = 1.0;
     int help = 0;
@@ -21,11 +22,13 @@ int cmd_sample(int argc, char **argv)
         {"png", FLAG_STR, &png, "also a PNG grid of the maps (log10) with a colour bar", 0, 0},
         {"png-max", FLAG_INT, &png_max, "at most this many maps in the PNG (16)", 0, 0},
         {"threads", FLAG_INT, &threads, "threads (default: all)", 0, 0},
+        DEVICE_FLAG(&device),
     };
     int rc = cli_parse("sample", "Samples maps from the flow at the given parameters: z = mean(c) + T exp(logvar(c)/2) eps.\n"
                        "Non-finite samples are counted and reported (kept in the output).",
                        fl, (int)(sizeof fl / sizeof fl[0]), argc, argv, &help);
     if (rc) return help ? 0 : 2;
+    if (cli_check_device(device)) return 1;
     cli_apply_threads(threads);
     int u = sci_parse_units(units);   /* 1 = log10, 0 = linear */
     if (u < 0) return cli_fail("--units: expected log10 or linear, got '%s'", units);
@@ -35,6 +38,7 @@ int cmd_sample(int argc, char **argv)
     if (seed < 0) return cli_fail("--seed must be >= 0");
     cglow_model *m;
     if (cglow_model_load(model, &m)) return cli_fail_lib();
+    if (cli_apply_device(m, device)) { cglow_model_free(m); return 1; }
     const cglow_config *cfg = cglow_model_config(m);
     int P = cfg->cond_features;
     cglow_table t;

@@ -123,14 +123,14 @@ static int save_all(cglow_model *m, cglow_trainer *t, const train_state *s, cons
 
 int cmd_train(int argc, char **argv)
 {
-    const char *maps = NULL, *params = NULL, *out = NULL, *init = NULL, *split = "within";
+    const char *maps = NULL, *params = NULL, *out = NULL, *init = NULL, *split = "within", *device = NULL;
     long epochs = -1, steps = -1, batch = 64, seed = 0, threads = 0, warmup = 0, ckpt_every = 0, patience = 10;
     long eval_max = 1024;
     double max_minutes = 0;
     double lr = 3e-4, clip = 2, factor = 0.8, min_lr = 1e-5, holdout = 0.1;
     int resume = 0, no_augment = 0, quiet = 0;
     model_flag_values mv;
-    enum { NEXTRA = 23 };
+    enum { NEXTRA = 24 };
     cli_flag flags[MODEL_FLAG_COUNT + NEXTRA];
     model_flags_declare(flags, &mv);
     /* --steps means optimiser steps here (model.md section 8); K is --flow-steps */
@@ -160,11 +160,13 @@ int cmd_train(int argc, char **argv)
         {"eval-max", FLAG_INT, &eval_max, "test maps scored at each epoch end (1024)", 0, 0},
         {"quiet", FLAG_BOOL, &quiet, "no progress line", 0, 0},
         {"max-minutes", FLAG_DOUBLE, &max_minutes, "also stop (with a checkpoint) after this much wall time", 0, 0},
+        DEVICE_FLAG(&device),
     };
     for (int i = 0; i < NEXTRA; i++) flags[MODEL_FLAG_COUNT + i] = extra[i];
     int help, rc = cli_parse("train", "Train a conditional Glow on maps + parameters (model.md section 3).", flags,
                              MODEL_FLAG_COUNT + NEXTRA, argc, argv, &help);
     if (rc) return help ? 0 : rc;
+    if (cli_check_device(device)) return 1;
     if (batch < 1 || batch > 65536) return cli_fail("--batch must be in 1..65536");
     if (!(lr > 0) || clip < 0 || !(factor > 0 && factor <= 1) || min_lr < 0 || warmup < 0 || patience < 0)
         return cli_fail("bad optimiser flags (lr > 0, clip >= 0, 0 < factor <= 1, min-lr >= 0)");
@@ -218,6 +220,7 @@ int cmd_train(int argc, char **argv)
         if (mv.prior_box && model_flags_data(&mv, d)) { rc = 1; goto done; }
     }
     if (cli_data_fits(m, &ds)) { rc = cli_fail_lib(); goto done; }
+    if (cli_apply_device(m, device)) { rc = 1; goto done; }
     cglow_optim_config o;
     cglow_optim_config_default(&o);
     o.lr = lr; o.clip_norm = clip; o.warmup_steps = (int)warmup; o.plateau_patience = (int)patience;
@@ -251,9 +254,9 @@ int cmd_train(int argc, char **argv)
     long target = steps >= 0 ? steps : (long)(epochs * bpe);
     if (steps >= 0 && epochs >= 0 && (long)(epochs * bpe) < target) target = (long)(epochs * bpe);
     if (!quiet)
-        fprintf(stderr, "training %s: %zu train / %zu test maps, batch %ld, %zu steps per epoch, %zu parameters, %d threads; "
-                "steps %ld -> %ld\n", mpath, ntr, nte, st.batch_size, bpe, cglow_model_num_params(m), cglow_get_threads(),
-                st.step, target);
+        fprintf(stderr, "training %s: %zu train / %zu test maps, batch %ld, %zu steps per epoch, %zu parameters, %d threads, "
+                "device %s; steps %ld -> %ld\n", mpath, ntr, nte, st.batch_size, bpe, cglow_model_num_params(m),
+                cglow_get_threads(), cglow_model_device(m), st.step, target);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     progress_t pr;

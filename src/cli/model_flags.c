@@ -98,3 +98,18 @@ int model_flags_cols(const model_flag_values *v, int *cols)
     }
     return n;
 }
+
+int cli_check_device(const char *device)
+{
+    if (!device || !strcmp(device, "cpu")) return 0;
+    if (strcmp(device, "cuda") && strcmp(device, "cuda:0")) return cli_fail("--device must be cpu or cuda (got '%s')", device);
+    const char *why = NULL;
+    if (!cglow_cuda_available(&why)) return cli_fail("--device cuda: %s", why);
+    return 0;
+}
+
+int cli_apply_device(cglow_model *m, const char *device)
+{
+    if (!device || !strcmp(device, "cpu")) return 0;
+    return cglow_model_set_device(m, device) ? cli_fail_lib() : 0;
+}

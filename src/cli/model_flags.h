@@ -19,4 +19,11 @@ int model_flags_config(const model_flag_values *v, int data_h, int data_w, cglow
 int model_flags_data(const model_flag_values *v, cglow_data_config *d);
 /* Parses --cond-cols "0,1" into cols; returns the count (0 when unset), -1 on error (printed). */
 int model_flags_cols(const model_flag_values *v, int *cols);
+
+/* --device cpu|cuda, shared by train, logprob, sample, infer and calibrate. */
+#define DEVICE_FLAG(dst) {"device", FLAG_STR, (dst), "compute device: cpu (default) or cuda", 0, 0}
+/* Right after parsing: 0 if the device can be used here, else prints one line and returns 1. */
+int cli_check_device(const char *device);
+/* Moves a loaded model to the device (NULL or "cpu": stays); prints the error and returns 1. */
+int cli_apply_device(cglow_model *m, const char *device);
 #endif

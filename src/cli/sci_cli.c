@@ -1,5 +1,6 @@
 /* Helpers shared by the science subcommands. */
 #include "cli/sci_cli.h"
+#include "cli/model_flags.h"
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
@@ -91,9 +92,11 @@ int sci_infer_flags(const char *cmd, const char *summary, int argc, char **argv,
         {"box", FLAG_DOUBLE, &r->synth_box, "--exact: box side of the synthetic data in Mpc/h (25)", 0, 0},
         {"quiet", FLAG_BOOL, &quiet, "no progress line", 0, 0},
         {"threads", FLAG_INT, &threads, "threads (default: all)", 0, 0},
+        DEVICE_FLAG(&r->device),
     };
     int rc = cli_parse(cmd, summary, fl, (int)(sizeof fl / sizeof fl[0]), argc, argv, &help);
     if (rc) return help ? 0 : 2;
+    if (cli_check_device(r->device)) return 1;
     cli_apply_threads(threads);
     if (G < 2 || G > 1000) return cli_fail("--grid: expected 2 .. 1000 points, got %ld", G);
     if (first < 0 || count < 0 || png < 0) return cli_fail("--first, --count and --png must be >= 0");

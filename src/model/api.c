@@ -1,18 +1,8 @@
 /* The public model API over flow.c: float32 in and out whatever the engine's `real` is. */
-#include "model/model.h"
+#include "model/backend.h"
 #include "util/rng.h"
 #include <stdlib.h>
 #include <string.h>
-
-static flow_work *get_work(cglow_model *m)
-{
-    int nt = cglow_get_threads();
-    if (m->work && m->work_threads == nt) return m->work;
-    flow_work_free(m->work);
-    m->work = flow_work_create(m, 0, 0);
-    m->work_threads = nt;
-    return m->work;
-}
 
 void model_free_work(cglow_model *m)
 {
@@ -53,8 +43,6 @@ int cglow_forward(cglow_model *m, const float *x, const float *c, int n, double 
     if (n <= 0) return 0;
     int rc = check_cond(m, c, n);
     if (rc) return rc;
-    flow_work *w = get_work(m);
-    if (!w) return cglow_set_error(CGLOW_ENOMEM, "out of memory for the flow's work area");
     const size_t D = m->dim, P = m->cfg.cond_features;
     int ox, oc, oz = 0;
     real *xr = as_real(x, n * D, &ox), *cr = as_real(c, n * P, &oc), *zr = NULL;
@@ -68,7 +56,7 @@ int cglow_forward(cglow_model *m, const float *x, const float *c, int n, double 
     }
     if (!xr || !cr || (z && !zr)) rc = cglow_set_error(CGLOW_ENOMEM, "out of memory");
     else {
-        rc = flow_forward(m, w, xr, cr, n, logp, zr);
+        rc = model_backend(m)->forward(m, xr, cr, n, logp, zr);
         if (z) to_float(z, zr, n * D);
     }
     if (ox) free(xr);
@@ -87,8 +75,6 @@ int cglow_inverse(cglow_model *m, const float *z, const float *c, int n, float *
     if (n <= 0) return 0;
     int rc = check_cond(m, c, n);
     if (rc) return rc;
-    flow_work *w = get_work(m);
-    if (!w) return cglow_set_error(CGLOW_ENOMEM, "out of memory for the flow's work area");
     const size_t D = m->dim, P = m->cfg.cond_features;
     int oz, oc, ox = 0;
     real *zr = as_real(z, n * D, &oz), *cr = as_real(c, n * P, &oc), *xr;
@@ -100,7 +86,7 @@ int cglow_inverse(cglow_model *m, const float *z, const float *c, int n, float *
 #endif
     if (!zr || !cr || !xr) rc = cglow_set_error(CGLOW_ENOMEM, "out of memory");
     else {
-        rc = flow_inverse(m, w, zr, cr, n, xr);
+        rc = model_backend(m)->inverse(m, zr, cr, n, xr);
         to_float(x, xr, n * D);
     }
     if (oz) free(zr);
@@ -115,6 +101,7 @@ int cglow_sample(cglow_model *m, const float *c, int n, float temperature, uint6
     if (!(temperature >= 0) || !isfinite(temperature))
         return cglow_set_error(CGLOW_EARG, "temperature must be a finite number >= 0 (got %g)", temperature);
     int rc = check_cond(m, c, n);
+    if (!rc) rc = model_sync_host(m);   /* the priors below run on the host */
     if (rc) return rc;
     const size_t D = m->dim, P = m->cfg.cond_features;
     float *z = malloc(sizeof(float) * n * D);

@@ -1,6 +1,6 @@
 /* Model checkpoints (model.md section 4): safetensors with the spec's tensor names and
  * metadata format / format_version / config / data / train. */
-#include "model/model.h"
+#include "model/backend.h"
 #include "io/safetensors.h"
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -52,6 +52,7 @@ int cglow_model_save(const cglow_model *m, const char *path)
     char *cfg = config_json(&m->cfg), *dat = data_json(&m->data);
     int rc = 0;
     if (!ts || !buf || !cfg || !dat) { rc = cglow_set_error(CGLOW_ENOMEM, "%s: out of memory", path); goto done; }
+    if ((rc = model_sync_host(m))) goto done;   /* parameters trained on a device */
     for (size_t i = 0; i < m->nparams; i++) buf[i] = (float)m->params[i];
     for (int i = 0; i < m->ntensors; i++) {
         const tensor_entry *t = &m->tensors[i];

@@ -62,6 +62,11 @@ struct cglow_model {
     char *train_state;
     struct flow_work *work;   /* forward/inverse scratch, made on first use */
     int work_threads;
+    /* Where the passes run (src/model/backend.h): NULL or the CPU table = flow.c; state is the
+     * backend's (device copies of the parameters); trainers counts the live trainers. */
+    const struct flow_backend *be;
+    void *be_state;
+    int trainers;
 };
 
 /* Tape of one step, per map: x0 (invconv input), x1 (injector input), x2 (coupling input) each

@@ -1,6 +1,6 @@
 /* The model's tensor table (model.md section 4 names), its one parameter buffer, and the
  * initialisation of section 2. */
-#include "model/model.h"
+#include "model/backend.h"
 #include "util/rng.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -200,6 +200,7 @@ int model_alloc(const cglow_config *cfg, cglow_model **out)
 void cglow_model_free(cglow_model *m)
 {
     if (!m) return;
+    model_backend_close(m);
     for (int i = 0; i < m->ntensors; i++) free((char *)m->tensors[i].info.name);
     free(m->tensors);
     if (m->blocks)
@@ -331,6 +332,8 @@ size_t cglow_model_num_params(const cglow_model *m)
 int cglow_model_get_tensor(const cglow_model *m, int i, float *out)
 {
     if (i < 0 || i >= m->ntensors) return cglow_set_error(CGLOW_EARG, "tensor index %d out of range", i);
+    int rc = model_sync_host(m);
+    if (rc) return rc;
     const real *p = m->params + m->tensors[i].off;
     for (size_t k = 0; k < m->tensors[i].info.size; k++) out[k] = (float)p[k];
     return 0;
@@ -339,6 +342,8 @@ int cglow_model_get_tensor(const cglow_model *m, int i, float *out)
 int cglow_model_set_tensor(cglow_model *m, int i, const float *in)
 {
     if (i < 0 || i >= m->ntensors) return cglow_set_error(CGLOW_EARG, "tensor index %d out of range", i);
+    int rc = model_sync_host(m);   /* the other tensors must be current before the version moves */
+    if (rc) return rc;
     real *p = m->params + m->tensors[i].off;
     for (size_t k = 0; k < m->tensors[i].info.size; k++) p[k] = in[k];
     model_params_changed(m);

@@ -87,6 +87,7 @@ static int load_job(const cglow_infer_run *r, int need_truth, job *j)
         cglow_table_free(&t);
     }
     if (r->model_path && (rc = cglow_model_load(r->model_path, &j->model))) { job_free(j); return rc; }
+    if (j->model && r->device && (rc = cglow_model_set_device(j->model, r->device))) { job_free(j); return rc; }
     const double *lo = CAMELS_LO, *hi = CAMELS_HI;
     if (r->box_set) { lo = r->lo; hi = r->hi; }
     else if (j->model) {

@@ -1,7 +1,7 @@
 /* Training (model.md section 3): the loss in nats per pixel, gradient-norm clipping, Adam with
  * PyTorch's update, linear warm-up and reduce-on-plateau. A step whose loss or gradient is not
  * finite is not applied; it is counted. One contiguous buffer each for gradients and moments. */
-#include "model/model.h"
+#include "model/backend.h"
 #include "io/safetensors.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +10,11 @@
 struct cglow_trainer {
     cglow_model *m;
     cglow_optim_config o;
-    flow_work *work;
+    const flow_backend *be;          /* the model's when the trainer was made */
+    void *st;                        /* its training state: gradients and moments (backend.h) */
     int max_batch;
-    real *grads, *adam_m, *adam_v;   /* params layout */
+    real *grads;                     /* host copy of the last gradient, made on demand */
+    int grads_current;
     real *xbuf, *cbuf;               /* float -> real copies (float64 build) */
     long step, skipped;
     double lr;                        /* current base lr (after plateau reductions) */
@@ -43,19 +45,18 @@ int cglow_trainer_create(cglow_model *m, const cglow_optim_config *o, int max_ba
     t->max_batch = max_batch;
     t->lr = o->lr;
     t->plateau_best = INFINITY;
-    t->work = flow_work_create(m, max_batch, 1);
-    t->grads = calloc(m->nparams, sizeof(real));
-    t->adam_m = calloc(m->nparams, sizeof(real));
-    t->adam_v = calloc(m->nparams, sizeof(real));
+    t->be = model_backend(m);
 #ifdef CGLOW_DOUBLE
     t->xbuf = malloc(sizeof(real) * m->dim * max_batch);
     t->cbuf = malloc(sizeof(real) * m->cfg.cond_features * max_batch);
     if (!t->xbuf || !t->cbuf) { cglow_trainer_free(t); return cglow_set_error(CGLOW_ENOMEM, "out of memory"); }
 #endif
-    if (!t->work || !t->grads || !t->adam_m || !t->adam_v) {
+    int rc = t->be->train_create(m, max_batch, &t->st);
+    if (rc) {
         cglow_trainer_free(t);
-        return cglow_set_error(CGLOW_ENOMEM, "out of memory for training buffers (%zu parameters)", m->nparams);
+        return rc;
     }
+    m->trainers++;
     *out = t;
     return 0;
 }
@@ -63,16 +64,17 @@ int cglow_trainer_create(cglow_model *m, const cglow_optim_config *o, int max_ba
 void cglow_trainer_free(cglow_trainer *t)
 {
     if (!t) return;
-    flow_work_free(t->work);
+    if (t->st) {
+        t->be->train_free(t->m, t->st);
+        t->m->trainers--;
+    }
     free(t->grads);
-    free(t->adam_m);
-    free(t->adam_v);
     free(t->xbuf);
     free(t->cbuf);
     free(t);
 }
 
-static int loss_grad(cglow_trainer *t, const float *x, const float *c, int n, double *loss)
+static int loss_grad(cglow_trainer *t, const float *x, const float *c, int n, double *loss, double *sumsq)
 {
     if (n < 1 || n > t->max_batch) return cglow_set_error(CGLOW_EARG, "batch of %d maps (trainer made for 1..%d)", n, t->max_batch);
     const cglow_model *m = t->m;
@@ -84,17 +86,27 @@ static int loss_grad(cglow_trainer *t, const float *x, const float *c, int n, do
     xr = t->xbuf;
     cr = t->cbuf;
 #endif
-    return flow_loss_grad(t->m, t->work, xr, cr, n, loss, NULL, t->grads);
+    t->grads_current = 0;
+    return t->be->loss_grad(t->m, t->st, xr, cr, n, loss, sumsq);
 }
 
 int cglow_loss_grad(cglow_trainer *t, const float *x, const float *c, int n, double *loss)
 {
-    return loss_grad(t, x, c, n, loss);
+    double sq;
+    return loss_grad(t, x, c, n, loss, &sq);
 }
 
-int cglow_trainer_get_grad(const cglow_trainer *t, int i, double *out)
+int cglow_trainer_get_grad(const cglow_trainer *tc, int i, double *out)
 {
+    cglow_trainer *t = (cglow_trainer *)tc;   /* the host copy is a cache */
     if (i < 0 || i >= t->m->ntensors) return cglow_set_error(CGLOW_EARG, "tensor index %d out of range", i);
+    if (!t->grads_current) {   /* one copy of the whole gradient per loss_grad */
+        if (!t->grads && !(t->grads = malloc(sizeof(real) * (t->m->nparams ? t->m->nparams : 1))))
+            return cglow_set_error(CGLOW_ENOMEM, "out of memory");
+        int rc = t->be->get_state(t->m, t->st, t->grads, NULL, NULL);
+        if (rc) return rc;
+        t->grads_current = 1;
+    }
     const tensor_entry *te = &t->m->tensors[i];
     for (size_t k = 0; k < te->info.size; k++) out[k] = t->grads[te->off + k];
     return 0;
@@ -102,13 +114,9 @@ int cglow_trainer_get_grad(const cglow_trainer *t, int i, double *out)
 
 int cglow_train_step(cglow_trainer *t, const float *x, const float *c, int n, cglow_step_result *r)
 {
-    cglow_model *m = t->m;
-    double loss = 0;
-    int rc = loss_grad(t, x, c, n, &loss);
+    double loss = 0, sq = 0;
+    int rc = loss_grad(t, x, c, n, &loss, &sq);
     if (rc) return rc;
-    double sq = 0;
-#pragma omp simd reduction(+ : sq)
-    for (size_t i = 0; i < m->nparams; i++) sq += (double)t->grads[i] * t->grads[i];
     const double norm = sqrt(sq);
     memset(r, 0, sizeof *r);
     r->loss = loss;
@@ -128,18 +136,8 @@ int cglow_train_step(cglow_trainer *t, const float *x, const float *c, int n, cg
     const double b1 = t->o.beta1, b2 = t->o.beta2, eps = t->o.eps;
     const double bc1 = 1 - pow(b1, (double)t->step), bc2 = 1 - pow(b2, (double)t->step);
     const double step_size = lr / bc1, sbc2 = sqrt(bc2);
-    real *p = m->params, *g = t->grads, *mm = t->adam_m, *vv = t->adam_v;
-    const size_t N = m->nparams;
-#pragma omp parallel for schedule(static) num_threads(cglow_get_threads())
-    for (size_t i = 0; i < N; i++) {
-        const double gi = g[i] * scale;
-        mm[i] = (real)(b1 * mm[i] + (1 - b1) * gi);
-        vv[i] = (real)(b2 * vv[i] + (1 - b2) * gi * gi);
-        p[i] -= (real)(step_size * mm[i] / (sqrt((double)vv[i]) / sbc2 + eps));
-    }
-    /* fixed tensors (perm, sign) have zero gradient and zero moments: untouched */
-    model_params_changed(m);
-    return 0;
+    /* the update itself: the backend's (the CPU loop of backend.c, or kcu_adam on the device) */
+    return t->be->adam(t->m, t->st, scale, b1, b2, eps, step_size, sbc2);
 }
 
 void cglow_trainer_end_epoch(cglow_trainer *t, double epoch_loss)
@@ -172,7 +170,11 @@ int cglow_trainer_save(const cglow_trainer *t, const char *path)
     char **names = calloc(n ? n : 1, sizeof(char *));
     int rc = 0;
     if (!ts || !buf || !names) { rc = cglow_set_error(CGLOW_ENOMEM, "out of memory"); goto done; }
-    for (size_t i = 0; i < m->nparams; i++) { buf[i] = (float)t->adam_m[i]; buf[m->nparams + i] = (float)t->adam_v[i]; }
+    real *mm = malloc(sizeof(real) * (2 * m->nparams + 1)), *vv = mm ? mm + m->nparams : NULL;
+    if (!mm) { rc = cglow_set_error(CGLOW_ENOMEM, "out of memory"); goto done; }
+    if ((rc = t->be->get_state(t->m, t->st, NULL, mm, vv))) { free(mm); goto done; }
+    for (size_t i = 0; i < m->nparams; i++) { buf[i] = (float)mm[i]; buf[m->nparams + i] = (float)vv[i]; }
+    free(mm);
     int k = 0;
     for (int i = 0; i < m->ntensors; i++) {
         const tensor_entry *te = &m->tensors[i];
@@ -217,6 +219,10 @@ int cglow_trainer_load(cglow_trainer *t, const char *path)
         st_free(&f);
         return cglow_set_error(CGLOW_EFORMAT, "%s: not a cglow optimiser state", path);
     }
+    /* the backend's moments, overwritten here and handed back whole (fixed tensors keep theirs) */
+    real *mm = malloc(sizeof(real) * (2 * m->nparams + 1)), *vv = mm ? mm + m->nparams : NULL;
+    if (!mm) rc = cglow_set_error(CGLOW_ENOMEM, "out of memory");
+    else rc = t->be->get_state(t->m, t->st, NULL, mm, vv);
     for (int i = 0; i < m->ntensors && !rc; i++) {
         const tensor_entry *te = &m->tensors[i];
         if (!te->info.trainable) continue;
@@ -228,7 +234,7 @@ int cglow_trainer_load(cglow_trainer *t, const char *path)
                 rc = cglow_set_error(CGLOW_ESHAPE, "%s: tensor '%s' is missing or has the wrong size", path, name);
                 break;
             }
-            real *dst = (which ? t->adam_v : t->adam_m) + te->off;
+            real *dst = (which ? vv : mm) + te->off;
             for (size_t k = 0; k < s->numel; k++) {
                 double v;
                 if (s->dtype == ST_F32) { float fv; memcpy(&fv, (const char *)s->data + 4 * k, 4); v = fv; }
@@ -237,6 +243,8 @@ int cglow_trainer_load(cglow_trainer *t, const char *path)
             }
         }
     }
+    if (!rc) rc = t->be->set_state(t->m, t->st, mm, vv);
+    free(mm);
     if (!rc) {
         t->step = strtol(step, NULL, 10);
         const char *v;

@@ -83,6 +83,25 @@ a = np.load(sys.argv[1]); a[7, 3, 3] = np.nan; np.save(sys.argv[2], a)
 PY2
 expect_fail train-nan-map 1 "$T/nan.npy" "map 7" -- train --maps "$T/nan.npy" --params "$T/p.txt" --out "$T/x" --levels 2 --flow-steps 2 --hidden 4 --quiet
 
+# ---------------------------------------------------------------- --device
+# The sanitized tool never has the CUDA backend: --device cuda is refused at once, one line, exit 1,
+# by every command that takes it. --device cpu changes nothing.
+echo "0.3 0.8" > "$T/c1.txt"
+expect_fail device-logprob 1 "--device cuda" "CUDA" -- logprob --model "$T/d.safetensors" --maps "$T/m.npy" --cond "$T/p.txt" --out "$T/x.npy" --device cuda
+expect_fail device-train 1 "--device cuda" "CUDA" -- train --maps "$T/m.npy" --params "$T/p.txt" --out "$T/xrun" --levels 2 --flow-steps 2 --hidden 4 --steps 1 --quiet --device cuda
+expect_fail device-sample 1 "--device cuda" "CUDA" -- sample --model "$T/d.safetensors" --cond "$T/c1.txt" --out "$T/x.npy" --device cuda
+expect_fail device-infer 1 "--device cuda" "CUDA" -- infer --model "$T/d.safetensors" --maps "$T/m.npy" --out "$T/xinf" --quiet --device cuda
+expect_fail device-unknown 1 "--device" "cpu or cuda" -- logprob --model "$T/d.safetensors" --maps "$T/m.npy" --cond "$T/p.txt" --out "$T/x.npy" --device gpu
+check device-no-output '[ ! -e "$T/x.npy" ] && [ ! -e "$T/xrun/model.safetensors" ]' "a refused --device still wrote output"
+run logprob --model "$T/d.safetensors" --maps "$T/m.npy" --cond "$T/p.txt" --out "$T/lpcpu.npy" --device cpu
+check device-cpu 'cmp -s "$T/lp.npy" "$T/lpcpu.npy"' "--device cpu changed log p"
+# The plain tool (built with nvcc when it was there): on a GPU machine --device cuda runs; without
+# a usable device it is refused the same way. Never a crash.
+if [ -x build/cglow ]; then
+    build/cglow logprob --model "$T/d.safetensors" --maps "$T/m.npy" --cond "$T/p.txt" --out "$T/lpdev.npy" --device cuda > "$T/out" 2> "$T/err"; rc=$?
+    check device-plain-tool '{ [ $rc = 0 ] && [ -s "$T/lpdev.npy" ]; } || { [ $rc = 1 ] && [ "$(grep -c . "$T/err")" = 1 ] && grep -q -- "--device cuda" "$T/err"; }' "exit $rc: $(cat "$T/err")"
+fi
+
 # ---------------------------------------------------------------- the whole job, tiny
 run demo --quick --out "$T/demo"
 check demo-quick '[ $rc = 0 ] && [ -s "$T/demo/index.html" ] && [ -s "$T/demo/samples.png" ] && [ -s "$T/demo/train/loss.png" ] && [ -s "$T/demo/calibrate/calibration.json" ]' "exit $rc: $(tail -3 $T/err)"

@@ -45,7 +45,7 @@ static inline unsigned kcu_blocks(size_t n, int threads)
     return (unsigned)(b ? b : 1);
 }
 #ifdef KCU_EMULATE
-#define KCU_THREADS 32   /* fewer emulated threads per block: same logic, far fewer thread starts */
+#define KCU_THREADS 8    /* fewer emulated threads per block: same logic, far fewer thread starts */
 #else
 #define KCU_THREADS 256
 #endif

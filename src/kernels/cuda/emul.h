@@ -7,12 +7,15 @@
  * bounds. Not a performance model; no streams, no asynchrony. */
 #ifndef CGLOW_KCU_EMUL_H
 #define CGLOW_KCU_EMUL_H
+#include <atomic>
 #include <barrier>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 /* ---- qualifiers and built-ins */
@@ -26,7 +29,21 @@ struct kcu_dim3 { unsigned x = 0, y = 0, z = 0; };
 inline thread_local kcu_dim3 threadIdx, blockIdx;
 inline kcu_dim3 blockDim, gridDim;
 inline thread_local std::barrier<> *kcu_emul_barrier = nullptr;
-inline void __syncthreads() { kcu_emul_barrier->arrive_and_wait(); }
+/* Kernels are first run with a thread per CUDA thread; one that never reached __syncthreads is
+ * from then on run in the launching thread, its threads one after another (no OS threads, no
+ * barriers: most kernels are elementwise, and this makes the emulation several times faster). A
+ * barrier reached in that mode would mean a kernel that synchronises only sometimes: abort. */
+inline thread_local bool kcu_emul_serial = false;
+inline std::atomic<bool> kcu_emul_synced{false};
+inline void __syncthreads()
+{
+    if (kcu_emul_serial) {
+        fprintf(stderr, "emul.h: __syncthreads() in a kernel that did not synchronise at its first launch\n");
+        abort();
+    }
+    kcu_emul_synced.store(true, std::memory_order_relaxed);
+    kcu_emul_barrier->arrive_and_wait();
+}
 
 /* ---- runtime */
 typedef enum {
@@ -135,6 +152,9 @@ struct kcu_emul_pool {
 };
 inline kcu_emul_pool kcu_emul_threads;
 
+/* per kernel: 1 once it reached __syncthreads, 0 if its first launch never did */
+inline std::unordered_map<const void *, int> kcu_emul_syncs;
+
 template <typename K> struct kcu_emul_launcher {
     K *k;
     unsigned grid, block;
@@ -142,11 +162,23 @@ template <typename K> struct kcu_emul_launcher {
     {
         if (grid == 0 || block == 0 || block > 1024) { kcu_emul_last = cudaErrorInvalidConfiguration; return; }
         gridDim.x = grid; blockDim.x = block;
+        const auto known = kcu_emul_syncs.find((const void *)k);
+        if (known != kcu_emul_syncs.end() && known->second == 0) {   /* barrier-free: serial */
+            kcu_emul_serial = true;
+            for (unsigned b = 0; b < grid; b++) {
+                blockIdx.x = b;
+                for (unsigned t = 0; t < block; t++) { threadIdx.x = t; k(args...); }
+            }
+            kcu_emul_serial = false;
+            return;
+        }
+        kcu_emul_synced.store(false);
         kcu_emul_threads.resize(block);
         for (unsigned b = 0; b < grid; b++) {
             kcu_emul_threads.task = [&, b](unsigned) { blockIdx.x = b; k(args...); };
             kcu_emul_threads.run_block();
         }
+        kcu_emul_syncs[(const void *)k] = kcu_emul_synced.load() ? 1 : 0;
     }
 };
 template <typename K> kcu_emul_launcher<K> kcu_emul_launch(K *k, size_t grid, size_t block)

@@ -215,6 +215,26 @@ int kcu_prior_layer_bwd(float *dz, const kcu_mlp_grad *gmean, const kcu_mlp_grad
                         float g, const float *c, const kcu_mlp *mean, const kcu_mlp *logvar, int P, int Hc, int D,
                         int G, float *scratch);
 
+/* ---------------------------------------------------------------- whole-model helpers (flowdev.cu) */
+/* One flow step's invertible 1x1 convolution: offsets (in floats) of its LU tensors in the
+ * parameter buffer, and of its C x C weight in the W cache (src/model/model.h's step_offsets). */
+typedef struct { long long perm, lower, upper, log_s, sign, wc; int C, pad_; } kcu_lu_step;
+/* W = P (L + I) (U + diag(sign exp(log_s))) of every step, in double, rounded to float (the
+ * arithmetic of invconv_weight). steps: a DEVICE array; work: DEVICE doubles, as many as W has. */
+int kcu_lu_weights(float *w, const float *params, const kcu_lu_step *steps, int nsteps, double *work);
+/* grads (lower, upper, log_s) += the chain rule of dw = dL/dW of every step (invconv_weight_grad). */
+int kcu_lu_weight_grad(float *grads, const float *params, const float *dw, const kcu_lu_step *steps, int nsteps,
+                       double *work);
+/* v[g] += scale * sum(x[0..n)) for g < G (the invconv's log-determinant H*W*sum(log_s)). */
+int kcu_add_sum_d(double *v, const float *x, int n, double scale, int G);
+/* x[i] += a */
+int kcu_add_const(float *x, float a, size_t n);
+/* *out = sum of n device doubles (one block, fixed order). */
+int kcu_sum_d(double *out, const double *x, int n);
+/* *out = sum of squares of x, over nparts blocks (partial sums in parts, nparts doubles), then
+ * summed in a fixed order: deterministic, and not limited to one block like kcu_sumsq. */
+int kcu_sumsq_parts(double *out, double *parts, int nparts, const float *x, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
