@@ -111,11 +111,13 @@ void model_update_wfwd(cglow_model *m) { update_weights(m, m->wfwd, &m->wfwd_ver
 void model_update_prep(cglow_model *m)
 {
     if (m->prep_version == m->params_version) return;
-    for (int bi = 0; bi < m->nblocks; bi++)
-        for (int k = 0; k < m->cfg.steps; k++) {
-            coupling_prepare(m, &m->blocks[bi], &m->blocks[bi].steps[k]);
-            injector_prepare(m, &m->blocks[bi], &m->blocks[bi].steps[k]);
-        }
+    const int K = m->cfg.steps, n = m->nblocks * K;
+#pragma omp parallel for schedule(dynamic) num_threads(cglow_get_threads())
+    for (int i = 0; i < n; i++) {   /* each step writes its own part of the cache */
+        const block_info *b = &m->blocks[i / K];
+        coupling_prepare(m, b, &b->steps[i % K]);
+        injector_prepare(m, b, &b->steps[i % K]);
+    }
     m->prep_version = m->params_version;
 }
 void model_update_winv(cglow_model *m) { update_weights(m, m->winv, &m->winv_version, 1); }
