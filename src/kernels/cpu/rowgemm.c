@@ -151,11 +151,14 @@ static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, con
         for (int j = 0; j < OB; j++) b[j] = bias ? bias[o0 + j] : 0;
         real *orow = out + (size_t)o0 * ldo;
         const real *wrow = w + (size_t)o0 * ldw;
-        for (size_t p = 0; p < n4; p += 4 * VL) combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K);
+        for (size_t p = 0; p < n4; p += 4 * VL) {
+            combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K);
+            if (relu) for (int j = 0; j < OB; j++) relu_span(orow + j * ldo + p, 4 * VL);
+        }
         if (n2 > n4) combine_tile4(orow + n4, ldo, wrow, ldw, b, src, n4, K);
         if (n1 > n2) combine_tile4x1(orow + n2, ldo, wrow, ldw, b, src, n2, K);
-        if (relu)
-            for (int j = 0; j < OB; j++) relu_span(orow + j * ldo, (int)n1);
+        if (relu && n1 > n4)   /* the last, narrower tiles */
+            for (int j = 0; j < OB; j++) relu_span(orow + j * ldo + n4, (int)(n1 - n4));
     }
     for (; o0 < O; o0++) {
         real *orow = out + (size_t)o0 * ldo;
