@@ -295,9 +295,12 @@ int cmd_train(int argc, char **argv)
             fprintf(lf, "%ld,%ld,%.6f,%.6f,%.6f,%.6f,%.6g,%ld,%.1f\n", st.epoch, st.step, train_loss, train_loss / log(2.0),
                     test_loss, test_loss / log(2.0), cglow_trainer_lr(t), cglow_trainer_skipped(t), now_seconds() - t0);
             fflush(lf);
-            if (!quiet)
-                fprintf(stderr, "%sepoch %ld: train %.4f nats/pixel, test %.4f, lr %.3g\n", isatty(2) ? "\r\033[K" : "",
-                        st.epoch, train_loss, test_loss, cglow_trainer_lr(t));
+            if (!quiet) {
+                char test[48] = "no test maps";   /* e.g. fewer than 13 maps per simulation in the HIGlow split */
+                if (T) snprintf(test, sizeof test, "test %.4f", test_loss);
+                fprintf(stderr, "%sepoch %ld: train %.4f nats/pixel, %s, lr %.3g\n", isatty(2) ? "\r\033[K" : "",
+                        st.epoch, train_loss, test, cglow_trainer_lr(t));
+            }
             if (ckpt_every == 0 && save_all(m, t, &st, mpath, opath)) { rc = 1; goto done; }
             cglow_loader_seek(L, (int)st.epoch, 0);
             if (epochs >= 0 && st.epoch >= epochs) break;

@@ -78,6 +78,25 @@ static inline void combine_tile1x1(real *out, const real *w0, real b, const real
     vstore(out, a0);
 }
 
+/* 2 rows x 4 vectors: the remainder rows of an odd output count (the first block's input gradient
+ * has 2 output channels), 4 loads and 2 broadcasts per 8 FMAs instead of 2 and 1 per 2. */
+static inline void combine_tile2x4(real *out, size_t ldo, const real *w0, size_t ldw, const real *b,
+                                   const real *const *src, size_t soff, int K)
+{
+    const real *w1 = w0 + ldw;
+    vr a00 = vsplat(b[0]), a01 = a00, a02 = a00, a03 = a00, a10 = vsplat(b[1]), a11 = a10, a12 = a10, a13 = a10;
+    for (int t = 0; t < K; t++) {
+        const real *s = src[t] + soff;
+        const vr s0 = vload(s), s1 = vload(s + VL), s2 = vload(s + 2 * VL), s3 = vload(s + 3 * VL);
+        const real c0 = w0[t], c1 = w1[t];
+        a00 += c0 * s0; a01 += c0 * s1; a02 += c0 * s2; a03 += c0 * s3;
+        a10 += c1 * s0; a11 += c1 * s1; a12 += c1 * s2; a13 += c1 * s3;
+    }
+    vstore(out, a00); vstore(out + VL, a01); vstore(out + 2 * VL, a02); vstore(out + 3 * VL, a03);
+    out += ldo;
+    vstore(out, a10); vstore(out + VL, a11); vstore(out + 2 * VL, a12); vstore(out + 3 * VL, a13);
+}
+
 static inline void combine_tile1(real *out, const real *w0, real b, const real *const *src, size_t soff, int K)
 {
     vr a0 = vsplat(b), a1 = a0;
@@ -159,6 +178,20 @@ static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, con
         if (n1 > n2) combine_tile4x1(orow + n2, ldo, wrow, ldw, b, src, n2, K);
         if (relu && n1 > n4)   /* the last, narrower tiles */
             for (int j = 0; j < OB; j++) relu_span(orow + j * ldo + n4, (int)(n1 - n4));
+    }
+    for (; o0 + 2 <= O; o0 += 2) {
+        real *orow = out + (size_t)o0 * ldo, b[2] = {bias ? bias[o0] : 0, bias ? bias[o0 + 1] : 0};
+        const real *wrow = w + (size_t)o0 * ldw;
+        for (size_t p = 0; p < n4; p += 4 * VL) {
+            combine_tile2x4(orow + p, ldo, wrow, ldw, b, src, p, K);
+            if (relu) for (int j = 0; j < 2; j++) relu_span(orow + j * ldo + p, 4 * VL);
+        }
+        for (int j = 0; j < 2; j++) {   /* the last, narrower columns row by row */
+            real *r = orow + j * ldo;
+            for (size_t p = n4; p < n2; p += 2 * VL) combine_tile1(r + p, wrow + j * ldw, b[j], src, p, K);
+            if (n1 > n2) combine_tile1x1(r + n2, wrow + j * ldw, b[j], src, n2, K);
+            if (relu && n1 > n4) relu_span(r + n4, (int)(n1 - n4));
+        }
     }
     for (; o0 < O; o0++) {
         real *orow = out + (size_t)o0 * ldo;
