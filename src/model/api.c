@@ -154,8 +154,10 @@ double cglow_model_flops_forward(const cglow_model *m, double *naive)
         const double invconv = 2 * C * C * HW;
         const double inj_px = 2 * (Hd * P * 9 + Hd * Hd + 2 * C * Hd * 9);
         const double coup = 2 * HW * (Hd * (C / 2 + P) * 9 + Hd * Hd + C * Hd * 9);
-        /* cglow's conv1 runs on xa alone; the condition channels are a per-border-class table */
-        const double coup_ours = 2 * HW * (Hd * (C / 2) * 9 + Hd * Hd + C * Hd * 9);
+        /* cglow's conv1 runs on xa alone, the condition channels being a per-border-class table,
+         * except on maps of at most 4x4 pixels (coupling_cond_in_conv) */
+        const double cin1 = coupling_cond_in_conv(b) ? C / 2 + P : C / 2;
+        const double coup_ours = 2 * HW * (Hd * cin1 * 9 + Hd * Hd + C * Hd * 9);
         const double K = m->cfg.steps;
         ours += K * (invconv + inj_px * R + coup_ours);
         full += K * (invconv + inj_px * HW + coup);

@@ -14,9 +14,16 @@ typedef struct {
     int Wr;
 } cp_ws;
 
+/* Maps of at most 4x4 pixels (their 3x3 convolutions go through compact columns) take the
+ * condition channels as real input channels of conv1: a few more taps per output, and no table
+ * pass over h1, whose rows are too short there for that pass to be cheap. Larger maps use the
+ * per-border-class table (it halves conv1 in the first block). */
+int coupling_cond_in_conv(const block_info *b) { return b->H * b->W <= 16; }
+
 static size_t kscr_size(const cglow_model *m, const block_info *b, int G)
 {
-    const int Hd = m->cfg.hidden, mx = b->C > Hd ? b->C : Hd;
+    const int Hd = m->cfg.hidden, cin = b->C / 2 + m->cfg.cond_features, m1 = b->C > Hd ? b->C : Hd;
+    const int mx = m1 > cin ? m1 : cin;
     return k_conv_planes_scratch(mx, mx, b->H, b->W, G);
 }
 
@@ -30,23 +37,25 @@ size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G)
     const size_t PL = k_plane_size(b->H, b->W, G), Hd = m->cfg.hidden, C = b->C, Cx = C / 2;
     /* xa, h1, h2, o; backward: dout, dh2, dh1, din; conv1's weights on xa and their gradient;
      * the condition tables; one map's scales; the kernels' scratch */
-    return PL * (Cx + Hd + Hd + C + C + Hd + Hd + Cx) + 2 * Hd * Cx * 9 + (size_t)G * Hd * 16 +
+    const size_t cin = Cx + m->cfg.cond_features;
+    return PL * (cin + Hd + Hd + C + C + Hd + Hd + cin) + 2 * Hd * Cx * 9 + (size_t)G * Hd * 16 +
            Cx * (size_t)b->H * b->W + kscr_size(m, b, G) + 16;
 }
 
 static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
 {
     const size_t PL = k_plane_size(b->H, b->W, G), Hd = m->cfg.hidden, C = b->C, Cx = C / 2;
+    const size_t cin = Cx + m->cfg.cond_features;
     cp_ws w;
     w.PL = PL; w.org = k_plane_origin(b->H, b->W); w.MP = k_plane_map(b->H, b->W); w.Wr = k_plane_row(b->H, b->W);
-    w.xa = ws; ws += PL * Cx;
+    w.xa = ws; ws += PL * cin;   /* xa, then (small maps) the condition channels */
     w.h1 = ws; ws += PL * Hd;
     w.h2 = ws; ws += PL * Hd;
     w.o = ws; ws += PL * C;
     w.dout = ws; ws += PL * C;
     w.dh2 = ws; ws += PL * Hd;
     w.dh1 = ws; ws += PL * Hd;
-    w.din = ws; ws += PL * Cx;
+    w.din = ws; ws += PL * cin;
     w.wx = ws; ws += Hd * Cx * 9;
     w.dwx = ws; ws += Hd * Cx * 9;
     w.T = ws; ws += (size_t)G * Hd * 16;
@@ -140,8 +149,12 @@ void coupling_prepare(cglow_model *m, const block_info *b, const step_offsets *s
     real *wx = malloc(sizeof(real) * ((size_t)Hd * Cx * 9 + C));
     if (!wx) abort();
     real *scale = wx + (size_t)Hd * Cx * 9;
-    xa_weights(wx, P + s->cp_w1, m, b);
-    k_conv3x3_prepare(pp + s->pc_w1, wx, P + s->cp_b1, NULL, Cx, Hd, H, W, 0);
+    if (coupling_cond_in_conv(b))
+        k_conv3x3_prepare(pp + s->pc_w1, P + s->cp_w1, P + s->cp_b1, NULL, Cx + m->cfg.cond_features, Hd, H, W, 0);
+    else {
+        xa_weights(wx, P + s->cp_w1, m, b);
+        k_conv3x3_prepare(pp + s->pc_w1, wx, P + s->cp_b1, NULL, Cx, Hd, H, W, 0);
+    }
     for (int ch = 0; ch < C; ch++) scale[ch] = (real)exp(3.0 * P[s->cp_zs + ch]);
     k_conv3x3_prepare(pp + s->pc_zw, P + s->cp_zw, P + s->cp_zb, scale, Hd, C, H, W, 1);
     cond_tap_sums(pp + s->pc_cond, P + s->cp_w1, m, b);
@@ -216,6 +229,33 @@ static void cond_weight_grad(real *gw1, real *dh1, const real *c, const cglow_mo
     }
 }
 
+/* conv1's input planes: xa of each map; for small maps also the P condition channels (the
+ * condition inside the map, 0 on the border). Returns the number of channels. */
+static int conv1_input(cp_ws *w, const real *x, const real *c, const cglow_model *m, const block_info *b, int G)
+{
+    const int C = b->C, H = b->H, W = b->W, Cx = C / 2, P = m->cfg.cond_features;
+    if (!coupling_cond_in_conv(b)) {
+        k_to_planes(w->xa, x, Cx, H, W, G, (size_t)C * H * W, 0);
+        return Cx;
+    }
+    for (int j = 0; j < P; j++)
+        for (int g = 0; g < G; g++)
+            for (int y = 0; y < H; y++) {
+                real *r = prow(w->xa, w, Cx + j, g, y);
+                for (int i = 0; i < W; i++) r[i] = c[g * P + j];
+            }
+    /* xa's channels, then every border (the condition channels' too) */
+    for (int ch = 0; ch < Cx; ch++)
+        for (int g = 0; g < G; g++)
+            for (int y = 0; y < H; y++) {
+                real *r = prow(w->xa, w, ch, g, y);
+                const real *xr = x + ((size_t)g * C + ch) * H * W + (size_t)y * W;
+                for (int i = 0; i < W; i++) r[i] = xr[i];
+            }
+    k_plane_border(w->xa, Cx + P, H, W, G, 0);
+    return Cx + P;
+}
+
 /* The CNN: o (C planes) from xa (the first C/2 channels of x, (G, C, H, W)) and c. h1, h2, o
  * may point into a tape. */
 static void net_forward(real *h1, real *h2, real *o, const real *x, const real *c, const real *params,
@@ -223,10 +263,14 @@ static void net_forward(real *h1, real *h2, real *o, const real *x, const real *
 {
     const int C = b->C, H = b->H, W = b->W, Hd = m->cfg.hidden;
     const real *pp = m->prep;
-    k_to_planes(w->xa, x, C / 2, H, W, G, (size_t)C * H * W, 0);
-    k_conv3x3_planes_prepared(h1, w->xa, pp + s->pc_w1, C / 2, Hd, H, W, G, 0, w->kscr);
-    cond_table(w->T, pp + s->pc_cond, c, m, G);
-    add_cond_relu(h1, w->T, b, Hd, G, w);
+    const int cin = conv1_input(w, x, c, m, b, G);
+    if (cin > C / 2)   /* the condition channels are in the input: ReLU in the kernel */
+        k_conv3x3_planes_prepared(h1, w->xa, pp + s->pc_w1, cin, Hd, H, W, G, 1, w->kscr);
+    else {
+        k_conv3x3_planes_prepared(h1, w->xa, pp + s->pc_w1, cin, Hd, H, W, G, 0, w->kscr);
+        cond_table(w->T, pp + s->pc_cond, c, m, G);
+        add_cond_relu(h1, w->T, b, Hd, G, w);
+    }
     k_conv1x1_planes(h2, h1, params + s->cp_w2, params + s->cp_b2, Hd, Hd, H, W, G, 1);
     k_plane_border(h2, Hd, H, W, G, 1);
     /* o = (conv(h2) + zb) * exp(3 zs), the factor in the prepared weights */
@@ -339,17 +383,22 @@ void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real gl,
                          w.kscr);
     k_relu_bwd(w.dh1, h1, Hd * w.PL);
     k_plane_border(w.dh1, Hd, H, W, G, 0);
-    k_to_planes(w.xa, x, Cx, H, W, G, (size_t)C * HW, 0);
-    xa_weights(w.wx, params + s->cp_w1, m, b);
-    memset(w.dwx, 0, sizeof(real) * Hd * Cx * 9);
-    k_conv3x3_planes_bwd(w.din, w.dwx, grads + s->cp_b1, w.dh1, w.xa, w.wx, Cx, Hd, H, W, G, 0, w.kscr);
-    const int cin = Cx + m->cfg.cond_features;
-    for (int oc = 0; oc < Hd; oc++) {
-        real *dst = grads + s->cp_w1 + (size_t)oc * cin * 9;
-        const real *src = w.dwx + (size_t)oc * Cx * 9;
-        for (int i = 0; i < Cx * 9; i++) dst[i] += src[i];
+    const int cin = conv1_input(&w, x, c, m, b, G);
+    if (cin > Cx)   /* the condition channels are inputs: conv1's whole weight at once */
+        k_conv3x3_planes_bwd(w.din, grads + s->cp_w1, grads + s->cp_b1, w.dh1, w.xa, params + s->cp_w1, cin, Hd, H, W,
+                             G, 0, w.kscr);
+    else {
+        const int cin_all = Cx + m->cfg.cond_features;
+        xa_weights(w.wx, params + s->cp_w1, m, b);
+        memset(w.dwx, 0, sizeof(real) * Hd * Cx * 9);
+        k_conv3x3_planes_bwd(w.din, w.dwx, grads + s->cp_b1, w.dh1, w.xa, w.wx, Cx, Hd, H, W, G, 0, w.kscr);
+        for (int oc = 0; oc < Hd; oc++) {
+            real *dst = grads + s->cp_w1 + (size_t)oc * cin_all * 9;
+            const real *src = w.dwx + (size_t)oc * Cx * 9;
+            for (int i = 0; i < Cx * 9; i++) dst[i] += src[i];
+        }
+        cond_weight_grad(grads + s->cp_w1, w.dh1, c, m, b, G, &w);
     }
-    cond_weight_grad(grads + s->cp_w1, w.dh1, c, m, b, G, &w);
     for (int g = 0; g < G; g++)
         for (int ch = 0; ch < Cx; ch++)
             for (int r = 0; r < H; r++) {

@@ -143,6 +143,8 @@ void injector_bwd(real *dx, real *grads, const real *dy, const real *x, real g_l
 
 /* coupling.c. ws: coupling_scratch_size(G); tape (may be NULL in fwd): h1, h2, o of the G maps. */
 size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G);
+/* Whether conv1 takes the condition channels as inputs (small maps) or adds a table. */
+int coupling_cond_in_conv(const block_info *b);
 /* Its prepared weights (model_update_prep). */
 void coupling_prepare(cglow_model *m, const block_info *b, const step_offsets *s);
 /* The tape of G maps: h1, h2, o in padded planes (at most G * (2 hidden + C) * k_plane_map_bound). */

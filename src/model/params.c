@@ -167,7 +167,8 @@ int model_alloc(const cglow_config *cfg, cglow_model **out)
             s->wc = m->wsize;
             m->wsize += (size_t)C * C;
             const int rh = H < 5 ? H : 5, rw = W < 5 ? W : 5;
-            s->pc_w1 = m->prep_size; m->prep_size += k_conv3x3_prepared_size(C / 2, Hd, H, W);
+            s->pc_w1 = m->prep_size;
+            m->prep_size += k_conv3x3_prepared_size(coupling_cond_in_conv(b) ? C / 2 + P : C / 2, Hd, H, W);
             s->pc_zw = m->prep_size; m->prep_size += k_conv3x3_prepared_size(Hd, C, H, W);
             s->pc_cond = m->prep_size; m->prep_size += (size_t)Hd * P * 16;
             s->pi_w1 = m->prep_size; m->prep_size += k_conv3x3_prepared_size(P, Hd, rh, rw);

@@ -18,7 +18,7 @@ done
 run init --preset higlow --seed 3 --out "$T/big.safetensors"
 check init-preset '[ $rc = 0 ] && [ -s "$T/big.safetensors" ]' "exit $rc: $err"
 run info --model "$T/big.safetensors"
-check info-preset '[ $rc = 0 ] && [[ "$out" == *"4503312 trainable"* ]] && [[ "$out" == *"109.7 MFLOP"* ]] && [[ "$out" == *"227.5 MFLOP"* ]]' "$out"
+check info-preset '[ $rc = 0 ] && [[ "$out" == *"4503312 trainable"* ]] && [[ "$out" == *"109.9 MFLOP"* ]] && [[ "$out" == *"227.5 MFLOP"* ]]' "$out"
 run init --levels 2 --steps 2 --hidden 4 --size 8 --seed 1 --out "$T/a.safetensors"
 run init --levels 2 --steps 2 --hidden 4 --size 8 --seed 1 --out "$T/b.safetensors"
 check init-seeded '[ $rc = 0 ] && cmp -s "$T/a.safetensors" "$T/b.safetensors"' "same seed, different files"
