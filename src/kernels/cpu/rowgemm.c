@@ -10,11 +10,20 @@ typedef real vr __attribute__((vector_size(VBYTES), aligned(sizeof(real)), may_a
 static inline vr vload(const real *p) { return *(const vr *)p; }
 static inline void vstore(real *p, vr v) { *(vr *)p = v; }
 static inline vr vsplat(real x) { return (vr){0} + x; }
+#ifdef CGLOW_DOUBLE
+typedef long long vmask __attribute__((vector_size(VBYTES)));
+#else
+typedef int vmask __attribute__((vector_size(VBYTES)));
+#endif
+/* max(v, 0) in registers (NaN -> 0, as the scalar ReLU): the comparison's mask ANDed with the bits */
+static inline vr vrelu(vr v) { return (vr)((vmask)v & (vmask)(v > 0)); }
+/* the store of a tile: with relu = 1 (a constant where the tile is inlined) through vrelu */
+static inline void vstore_act(real *p, vr v, int relu) { vstore(p, relu ? vrelu(v) : v); }
 
 /* One tile: OB output rows x 4 vectors at column soff of src. Per tap: 4 vector loads and 4
  * weight broadcasts feed 16 FMAs (the loads, not the FMAs, bound these small convolutions). */
 static inline void combine_tile4x4(real *out, size_t ldo, const real *w0, size_t ldw, const real *b,
-                                   const real *const *src, size_t soff, int K)
+                                   const real *const *src, size_t soff, int K, int relu)
 {
     const real *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
     vr a00 = vsplat(b[0]), a01 = a00, a02 = a00, a03 = a00, a10 = vsplat(b[1]), a11 = a10, a12 = a10, a13 = a10;
@@ -28,13 +37,17 @@ static inline void combine_tile4x4(real *out, size_t ldo, const real *w0, size_t
         a20 += c2 * s0; a21 += c2 * s1; a22 += c2 * s2; a23 += c2 * s3;
         a30 += c3 * s0; a31 += c3 * s1; a32 += c3 * s2; a33 += c3 * s3;
     }
-    vstore(out, a00); vstore(out + VL, a01); vstore(out + 2 * VL, a02); vstore(out + 3 * VL, a03);
+    vstore_act(out, a00, relu); vstore_act(out + VL, a01, relu);
+    vstore_act(out + 2 * VL, a02, relu); vstore_act(out + 3 * VL, a03, relu);
     out += ldo;
-    vstore(out, a10); vstore(out + VL, a11); vstore(out + 2 * VL, a12); vstore(out + 3 * VL, a13);
+    vstore_act(out, a10, relu); vstore_act(out + VL, a11, relu);
+    vstore_act(out + 2 * VL, a12, relu); vstore_act(out + 3 * VL, a13, relu);
     out += ldo;
-    vstore(out, a20); vstore(out + VL, a21); vstore(out + 2 * VL, a22); vstore(out + 3 * VL, a23);
+    vstore_act(out, a20, relu); vstore_act(out + VL, a21, relu);
+    vstore_act(out + 2 * VL, a22, relu); vstore_act(out + 3 * VL, a23, relu);
     out += ldo;
-    vstore(out, a30); vstore(out + VL, a31); vstore(out + 2 * VL, a32); vstore(out + 3 * VL, a33);
+    vstore_act(out, a30, relu); vstore_act(out + VL, a31, relu);
+    vstore_act(out + 2 * VL, a32, relu); vstore_act(out + 3 * VL, a33, relu);
 }
 
 /* The same with 2 vectors (the remainder of a row). */
@@ -170,10 +183,10 @@ static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, con
         for (int j = 0; j < OB; j++) b[j] = bias ? bias[o0 + j] : 0;
         real *orow = out + (size_t)o0 * ldo;
         const real *wrow = w + (size_t)o0 * ldw;
-        for (size_t p = 0; p < n4; p += 4 * VL) {
-            combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K);
-            if (relu) for (int j = 0; j < OB; j++) relu_span(orow + j * ldo + p, 4 * VL);
-        }
+        if (relu)   /* two instances of the inlined tile: ReLU in registers, or none */
+            for (size_t p = 0; p < n4; p += 4 * VL) combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K, 1);
+        else
+            for (size_t p = 0; p < n4; p += 4 * VL) combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K, 0);
         if (n2 > n4) combine_tile4(orow + n4, ldo, wrow, ldw, b, src, n4, K);
         if (n1 > n2) combine_tile4x1(orow + n2, ldo, wrow, ldw, b, src, n2, K);
         if (relu && n1 > n4)   /* the last, narrower tiles */
