@@ -151,6 +151,9 @@ static void test_planes_bordered(void)
     check_shape(8, 8, 3, 5, 4, 1, 1);
     check_shape(5, 7, 2, 2, 6, 0, 1);
     check_shape(9, 6, 3, 4, 3, 1, 0);
+    check_shape(8, 8, 2, 3, 10, 0, 1);   /* 6 + 4 output rows */
+    check_shape(6, 6, 2, 4, 12, 1, 0);   /* 6 + 6 */
+    check_shape(16, 16, 1, 2, 16, 0, 1); /* 6 + 6 + 4, as the preset's conv1 */
 }
 
 /* compact im2col columns (at most 4x4 pixels, and 1 x n strips) */
@@ -161,6 +164,7 @@ static void test_planes_columns(void)
     check_shape(3, 5, 2, 3, 3, 1, 1);
     check_shape(1, 4, 4, 2, 5, 0, 0);
     check_shape(2, 1, 3, 3, 2, 1, 0);
+    check_shape(4, 4, 8, 3, 16, 1, 1);
 }
 
 /* 1x1 maps: the centre tap plus the padding's constant */

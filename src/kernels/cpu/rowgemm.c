@@ -50,6 +50,39 @@ static inline void combine_tile4x4(real *out, size_t ldo, const real *w0, size_t
     vstore_act(out + 2 * VL, a32, relu); vstore_act(out + 3 * VL, a33, relu);
 }
 
+/* 6 rows x 4 vectors: 24 accumulators, and per tap 4 loads and 6 broadcasts for 24 FMAs (the 4x4
+ * tile: 4 and 4 for 16); the loads bound these convolutions. The 6 rows' weights come packed tap by
+ * tap (wp[t*6 + j]): one pointer instead of six, which did not fit in the registers. */
+static inline void combine_tile6x4(real *out, size_t ldo, const real *wp, const real *b, const real *const *src,
+                                   size_t soff, int K, int relu)
+{
+    vr a00 = vsplat(b[0]), a01 = a00, a02 = a00, a03 = a00, a10 = vsplat(b[1]), a11 = a10, a12 = a10, a13 = a10;
+    vr a20 = vsplat(b[2]), a21 = a20, a22 = a20, a23 = a20, a30 = vsplat(b[3]), a31 = a30, a32 = a30, a33 = a30;
+    vr a40 = vsplat(b[4]), a41 = a40, a42 = a40, a43 = a40, a50 = vsplat(b[5]), a51 = a50, a52 = a50, a53 = a50;
+    for (int t = 0; t < K; t++, wp += 6) {
+        const real *s = src[t] + soff;
+        const vr s0 = vload(s), s1 = vload(s + VL), s2 = vload(s + 2 * VL), s3 = vload(s + 3 * VL);
+        real c = wp[0];
+        a00 += c * s0; a01 += c * s1; a02 += c * s2; a03 += c * s3;
+        c = wp[1];
+        a10 += c * s0; a11 += c * s1; a12 += c * s2; a13 += c * s3;
+        c = wp[2];
+        a20 += c * s0; a21 += c * s1; a22 += c * s2; a23 += c * s3;
+        c = wp[3];
+        a30 += c * s0; a31 += c * s1; a32 += c * s2; a33 += c * s3;
+        c = wp[4];
+        a40 += c * s0; a41 += c * s1; a42 += c * s2; a43 += c * s3;
+        c = wp[5];
+        a50 += c * s0; a51 += c * s1; a52 += c * s2; a53 += c * s3;
+    }
+#define ROW(r, v0, v1, v2, v3)                                                                   \
+    vstore_act(out + (r) * ldo, v0, relu); vstore_act(out + (r) * ldo + VL, v1, relu);           \
+    vstore_act(out + (r) * ldo + 2 * VL, v2, relu); vstore_act(out + (r) * ldo + 3 * VL, v3, relu);
+    ROW(0, a00, a01, a02, a03) ROW(1, a10, a11, a12, a13) ROW(2, a20, a21, a22, a23)
+    ROW(3, a30, a31, a32, a33) ROW(4, a40, a41, a42, a43) ROW(5, a50, a51, a52, a53)
+#undef ROW
+}
+
 /* The same with 2 vectors (the remainder of a row). */
 static inline void combine_tile4(real *out, size_t ldo, const real *w0, size_t ldw, const real *b, const real *const *src,
                                  size_t soff, int K)
@@ -178,6 +211,29 @@ static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, con
 {
     const size_t n4 = n - n % (size_t)(4 * VL), n2 = n - n % (size_t)(2 * VL), n1 = n - n % (size_t)VL;
     int o0 = 0;
+    /* blocks of 6 rows while at least 4 remain after them (16 = 6 + 6 + 4), over whole 4-vector
+     * tiles; the rest below */
+    for (; o0 + 6 <= O && (O - o0 - 6 == 0 || O - o0 - 6 >= 4) && n4 > 0 && K <= 4096; o0 += 6) {
+        real b[6], wp[6 * K];
+        for (int j = 0; j < 6; j++) b[j] = bias ? bias[o0 + j] : 0;
+        real *orow = out + (size_t)o0 * ldo;
+        const real *wrow = w + (size_t)o0 * ldw;
+        for (int t = 0; t < K; t++)
+            for (int j = 0; j < 6; j++) wp[t * 6 + j] = wrow[(size_t)j * ldw + t];
+        if (relu)
+            for (size_t p = 0; p < n4; p += 4 * VL) combine_tile6x4(orow + p, ldo, wp, b, src, p, K, 1);
+        else
+            for (size_t p = 0; p < n4; p += 4 * VL) combine_tile6x4(orow + p, ldo, wp, b, src, p, K, 0);
+        for (int j = 0; j < 6; j += 2) {   /* the narrower columns: three 2-row strips */
+            real *r = orow + (size_t)j * ldo;
+            for (int jj = 0; jj < 2; jj++) {
+                for (size_t p = n4; p < n2; p += 2 * VL)
+                    combine_tile1(r + jj * ldo + p, wrow + (size_t)(j + jj) * ldw, b[j + jj], src, p, K);
+                if (n1 > n2) combine_tile1x1(r + jj * ldo + n2, wrow + (size_t)(j + jj) * ldw, b[j + jj], src, n2, K);
+                if (relu && n1 > n4) relu_span(r + jj * ldo + n4, (int)(n1 - n4));
+            }
+        }
+    }
     for (; o0 + OB <= O; o0 += OB) {
         real b[OB];
         for (int j = 0; j < OB; j++) b[j] = bias ? bias[o0 + j] : 0;
