@@ -9,7 +9,7 @@
  * the 1x1 convolution reads those in place and writes h2's, whose border is set to 1 for the
  * zeroconv; nothing is copied between the convolutions. */
 typedef struct {
-    real *xa, *h1, *h2, *o, *dout, *dh2, *dh1, *din, *wx, *dwx, *T, *sc, *kscr;
+    real *xa, *h1, *h2, *o, *dout, *dh2, *dh1, *din, *wx, *dwx, *T, *sc, *gls, *gt, *kscr;
     size_t PL, org, MP;
     int Wr;
 } cp_ws;
@@ -39,7 +39,7 @@ size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G)
      * the condition tables; one map's scales; the kernels' scratch */
     const size_t cin = Cx + m->cfg.cond_features;
     return PL * (cin + Hd + Hd + C + C + Hd + Hd + cin) + 2 * Hd * Cx * 9 + (size_t)G * Hd * 16 +
-           Cx * (size_t)b->H * b->W + kscr_size(m, b, G) + 16;
+           3 * Cx * (size_t)b->H * b->W + kscr_size(m, b, G) + 16;
 }
 
 static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
@@ -60,6 +60,8 @@ static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
     w.dwx = ws; ws += Hd * Cx * 9;
     w.T = ws; ws += (size_t)G * Hd * 16;
     w.sc = ws; ws += Cx * (size_t)b->H * b->W;
+    w.gls = ws; ws += Cx * (size_t)b->H * b->W;
+    w.gt = ws; ws += Cx * (size_t)b->H * b->W;
     w.kscr = ws;
     return w;
 }
@@ -292,18 +294,34 @@ void coupling_fwd(real *y, const real *x, const real *c, const real *params, con
         const real *xg = x + (size_t)g * C * HW;
         real *yg = y + (size_t)g * C * HW;
         if (yg != xg) memcpy(yg, xg, sizeof(real) * half);
-        for (int ch = 0; ch < Cx; ch++)
-            for (int r = 0; r < H; r++) {
-                const real *ls = prow(o, &w, ch, g, r), *t = prow(o, &w, Cx + ch, g, r);
-                const real *xr = xg + half + ((size_t)ch * H + r) * W;
-                real *yr = yg + half + ((size_t)ch * H + r) * W, *sr = w.sc + ((size_t)ch * H + r) * W;
-                #pragma omp simd
-                for (int i = 0; i < W; i++) {
-                    const real sc = coupling_scale(ls[i], clamp);
-                    sr[i] = sc;
-                    yr[i] = (xr[i] + t[i]) * sc;
+        if (W < 16) {   /* rows shorter than a vector: gather log_s and t, then one loop */
+            for (int ch = 0; ch < Cx; ch++)
+                for (int r = 0; r < H; r++) {
+                    const real *ls = prow(o, &w, ch, g, r), *t = prow(o, &w, Cx + ch, g, r);
+                    real *dl = w.gls + ((size_t)ch * H + r) * W, *dt = w.gt + ((size_t)ch * H + r) * W;
+                    for (int i = 0; i < W; i++) { dl[i] = ls[i]; dt[i] = t[i]; }
                 }
+            const real *xb = xg + half;
+            real *yb = yg + half;
+#pragma omp simd
+            for (size_t i = 0; i < half; i++) {
+                const real sc = coupling_scale(w.gls[i], clamp);
+                w.sc[i] = sc;
+                yb[i] = (xb[i] + w.gt[i]) * sc;
             }
+        } else
+            for (int ch = 0; ch < Cx; ch++)
+                for (int r = 0; r < H; r++) {
+                    const real *ls = prow(o, &w, ch, g, r), *t = prow(o, &w, Cx + ch, g, r);
+                    const real *xr = xg + half + ((size_t)ch * H + r) * W;
+                    real *yr = yg + half + ((size_t)ch * H + r) * W, *sr = w.sc + ((size_t)ch * H + r) * W;
+#pragma omp simd
+                    for (int i = 0; i < W; i++) {
+                        const real sc = coupling_scale(ls[i], clamp);
+                        sr[i] = sc;
+                        yr[i] = (xr[i] + t[i]) * sc;
+                    }
+                }
         logdet[g] += sum_log(w.sc, half, clamp);
     }
 }
