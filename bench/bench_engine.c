@@ -8,8 +8,11 @@
 #include <math.h>
 #include <stdlib.h>
 
+void cglow_blas_fix_core(char **argv);   /* util/threads.c: OpenBLAS's kernels for this CPU */
+
 int main(int argc, char **argv)
 {
+    cglow_blas_fix_core(argv);
     int threads = argc > 1 ? atoi(argv[1]) : 2, B = argc > 2 ? atoi(argv[2]) : 64;
     int G = argc > 3 ? atoi(argv[3]) : 30, steps = argc > 4 ? atoi(argv[4]) : 5;
     cglow_set_threads(threads);

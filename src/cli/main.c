@@ -30,9 +30,12 @@ static void usage(FILE *f)
         fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
 }
 
+void cglow_blas_fix_core(char **argv);   /* util/threads.c */
+
 int main(int argc, char **argv)
 {
     if (argc < 2) { usage(stderr); return 2; }
+    cglow_blas_fix_core(argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;
