@@ -151,15 +151,15 @@ void coupling_prepare(cglow_model *m, const block_info *b, const step_offsets *s
     real *wx = malloc(sizeof(real) * ((size_t)Hd * Cx * 9 + C));
     if (!wx) abort();
     real *scale = wx + (size_t)Hd * Cx * 9;
-    if (coupling_cond_in_conv(b))
+    if (coupling_cond_in_conv(b))   /* the whole conv1, condition channels included */
         k_conv3x3_prepare(pp + s->pc_w1, P + s->cp_w1, P + s->cp_b1, NULL, Cx + m->cfg.cond_features, Hd, H, W, 0);
-    else {
+    else {   /* conv1 on xa, and the condition channels' tap sums for the table */
         xa_weights(wx, P + s->cp_w1, m, b);
         k_conv3x3_prepare(pp + s->pc_w1, wx, P + s->cp_b1, NULL, Cx, Hd, H, W, 0);
+        cond_tap_sums(pp + s->pc_cond, P + s->cp_w1, m, b);
     }
     for (int ch = 0; ch < C; ch++) scale[ch] = (real)exp(3.0 * P[s->cp_zs + ch]);
     k_conv3x3_prepare(pp + s->pc_zw, P + s->cp_zw, P + s->cp_zb, scale, Hd, C, H, W, 1);
-    cond_tap_sums(pp + s->pc_cond, P + s->cp_w1, m, b);
     free(wx);
 }
 

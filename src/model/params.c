@@ -170,7 +170,8 @@ int model_alloc(const cglow_config *cfg, cglow_model **out)
             s->pc_w1 = m->prep_size;
             m->prep_size += k_conv3x3_prepared_size(coupling_cond_in_conv(b) ? C / 2 + P : C / 2, Hd, H, W);
             s->pc_zw = m->prep_size; m->prep_size += k_conv3x3_prepared_size(Hd, C, H, W);
-            s->pc_cond = m->prep_size; m->prep_size += (size_t)Hd * P * 16;
+            s->pc_cond = m->prep_size;
+            if (!coupling_cond_in_conv(b)) m->prep_size += (size_t)Hd * P * 16;
             s->pi_w1 = m->prep_size; m->prep_size += k_conv3x3_prepared_size(P, Hd, rh, rw);
             s->pi_zw = m->prep_size; m->prep_size += k_conv3x3_prepared_size(Hd, 2 * C, rh, rw);
         }
