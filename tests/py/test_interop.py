@@ -124,9 +124,9 @@ def guarded(name, fn, *cmds):
 
 
 # ----------------------------------------------------------------------------------------------
-def random_inputs(n, size, seed, mu=4.8, sd=1.0):
+def random_inputs(n, size, seed, mu=4.8, sd=1.0, width=None):
     rs = np.random.RandomState(seed)
-    u = mu + sd * rs.randn(n, size, size)
+    u = mu + sd * rs.randn(n, size, size if width is None else width)
     maps = (10.0 ** u).astype(np.float32)
     maps[0, 0, 0] = 0.0           # below the floor: exercises max(map, floor)
     theta = np.stack([rs.uniform(0.1, 0.5, n), rs.uniform(0.6, 1.0, n)], 1)
@@ -279,7 +279,10 @@ def python_models(tmp):
                    cond_lo=[0.05, 0.55], cond_hi=[0.6, 1.1])
     for name, cfg, dd in (("pyconditional", ct.make_config(levels=3, steps=2, hidden=6, height=16, width=16, prior_hidden=5), data),
                           ("pylearned", ct.make_config(levels=2, steps=3, hidden=5, height=8, width=8, prior="learned"), data),
-                          ("pystandard_ds2", ct.make_config(levels=2, steps=2, hidden=4, height=8, width=8), data_ds)):
+                          ("pystandard_ds2", ct.make_config(levels=2, steps=2, hidden=4, height=8, width=8), data_ds),
+                          # non-square, odd widths: the engine's bordered, im2col (4x8, 2x4) paths
+                          ("pynonsquare", ct.make_config(levels=2, steps=2, hidden=7, height=8, width=16, prior_hidden=3),
+                           data)):
         m = ct.init_model(cfg, dd, seed=7, nonzero=0.05)
         p = os.path.join(tmp, name + ".safetensors")
         ct.save(p, m)
@@ -330,7 +333,8 @@ def check_python_checkpoints(tmp):
 
     for name, p in models:
         mm = ct.load(p)
-        maps, theta = random_inputs(5, mm.config["height"] * int(mm.data.get("downsample", 1)), seed=11)
+        ds = int(mm.data.get("downsample", 1))
+        maps, theta = random_inputs(5, mm.config["height"] * ds, seed=11, width=mm.config["width"] * ds)
 
         def lp(name=name, p=p, maps=maps, theta=theta):
             _, r = torch_eval(p, maps, theta)
