@@ -236,25 +236,15 @@ static void cond_weight_grad(real *gw1, real *dh1, const real *c, const cglow_mo
 static int conv1_input(cp_ws *w, const real *x, const real *c, const cglow_model *m, const block_info *b, int G)
 {
     const int C = b->C, H = b->H, W = b->W, Cx = C / 2, P = m->cfg.cond_features;
-    if (!coupling_cond_in_conv(b)) {
-        k_to_planes(w->xa, x, Cx, H, W, G, (size_t)C * H * W, 0);
-        return Cx;
-    }
+    k_to_planes(w->xa, x, Cx, H, W, G, (size_t)C * H * W, 0);
+    if (!coupling_cond_in_conv(b)) return Cx;
     for (int j = 0; j < P; j++)
         for (int g = 0; g < G; g++)
             for (int y = 0; y < H; y++) {
                 real *r = prow(w->xa, w, Cx + j, g, y);
                 for (int i = 0; i < W; i++) r[i] = c[g * P + j];
             }
-    /* xa's channels, then every border (the condition channels' too) */
-    for (int ch = 0; ch < Cx; ch++)
-        for (int g = 0; g < G; g++)
-            for (int y = 0; y < H; y++) {
-                real *r = prow(w->xa, w, ch, g, y);
-                const real *xr = x + ((size_t)g * C + ch) * H * W + (size_t)y * W;
-                for (int i = 0; i < W; i++) r[i] = xr[i];
-            }
-    k_plane_border(w->xa, Cx + P, H, W, G, 0);
+    k_plane_border(w->xa + (size_t)Cx * w->PL, P, H, W, G, 0);
     return Cx + P;
 }
 

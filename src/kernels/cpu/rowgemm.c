@@ -206,6 +206,16 @@ static inline void relu_span(real *p, int m)
     for (int i = 0; i < m; i++) p[i] = p[i] > 0 ? p[i] : 0;
 }
 
+/* One output row's columns [p0, n1) (n1 a whole number of vectors) by 2- and 1-vector tiles. */
+static void combine_row(real *r, const real *wrow, real b, const real *const *src, int K, size_t p0, size_t n1,
+                        int relu)
+{
+    const size_t n2 = n1 - (n1 - p0) % (size_t)(2 * VL);
+    for (size_t p = p0; p < n2; p += 2 * VL) combine_tile1(r + p, wrow, b, src, p, K);
+    if (n1 > n2) combine_tile1x1(r + n2, wrow, b, src, n2, K);
+    if (relu && n1 > p0) relu_span(r + p0, (int)(n1 - p0));
+}
+
 static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias, const real *const *src,
                     int K, size_t n, int relu)
 {
@@ -224,15 +234,8 @@ static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, con
             for (size_t p = 0; p < n4; p += 4 * VL) combine_tile6x4(orow + p, ldo, wp, b, src, p, K, 1);
         else
             for (size_t p = 0; p < n4; p += 4 * VL) combine_tile6x4(orow + p, ldo, wp, b, src, p, K, 0);
-        for (int j = 0; j < 6; j += 2) {   /* the narrower columns: three 2-row strips */
-            real *r = orow + (size_t)j * ldo;
-            for (int jj = 0; jj < 2; jj++) {
-                for (size_t p = n4; p < n2; p += 2 * VL)
-                    combine_tile1(r + jj * ldo + p, wrow + (size_t)(j + jj) * ldw, b[j + jj], src, p, K);
-                if (n1 > n2) combine_tile1x1(r + jj * ldo + n2, wrow + (size_t)(j + jj) * ldw, b[j + jj], src, n2, K);
-                if (relu && n1 > n4) relu_span(r + jj * ldo + n4, (int)(n1 - n4));
-            }
-        }
+        for (int j = 0; j < 6; j++)   /* the narrower columns row by row */
+            combine_row(orow + (size_t)j * ldo, wrow + (size_t)j * ldw, b[j], src, K, n4, n1, relu);
     }
     for (; o0 + OB <= O; o0 += OB) {
         real b[OB];
@@ -255,20 +258,11 @@ static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, con
             combine_tile2x4(orow + p, ldo, wrow, ldw, b, src, p, K);
             if (relu) for (int j = 0; j < 2; j++) relu_span(orow + j * ldo + p, 4 * VL);
         }
-        for (int j = 0; j < 2; j++) {   /* the last, narrower columns row by row */
-            real *r = orow + j * ldo;
-            for (size_t p = n4; p < n2; p += 2 * VL) combine_tile1(r + p, wrow + j * ldw, b[j], src, p, K);
-            if (n1 > n2) combine_tile1x1(r + n2, wrow + j * ldw, b[j], src, n2, K);
-            if (relu && n1 > n4) relu_span(r + n4, (int)(n1 - n4));
-        }
+        for (int j = 0; j < 2; j++)   /* the narrower columns row by row */
+            combine_row(orow + (size_t)j * ldo, wrow + (size_t)j * ldw, b[j], src, K, n4, n1, relu);
     }
-    for (; o0 < O; o0++) {
-        real *orow = out + (size_t)o0 * ldo;
-        const real *wrow = w + (size_t)o0 * ldw, b = bias ? bias[o0] : 0;
-        for (size_t p = 0; p < n2; p += 2 * VL) combine_tile1(orow + p, wrow, b, src, p, K);
-        if (n1 > n2) combine_tile1x1(orow + n2, wrow, b, src, n2, K);
-        if (relu) relu_span(orow, (int)n1);
-    }
+    for (; o0 < O; o0++)
+        combine_row(out + (size_t)o0 * ldo, w + (size_t)o0 * ldw, bias ? bias[o0] : 0, src, K, 0, n1, relu);
     if (n1 < n) {
         combine_tail(out, ldo, O, w, ldw, bias, src, K, n1, n);
         if (relu) for (int o = 0; o < O; o++) relu_span(out + (size_t)o * ldo + n1, (int)(n - n1));

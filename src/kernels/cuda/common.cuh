@@ -49,4 +49,21 @@ static inline unsigned kcu_blocks(size_t n, int threads)
 #else
 #define KCU_THREADS 256
 #endif
+#define RED_THREADS KCU_THREADS   /* block size of the deterministic reductions */
+
+/* Sum of a double over the block (blockDim.x == RED_THREADS), in a fixed order; every thread gets
+ * the result. Shared by the layer kernels and the flow's reductions. */
+static __device__ __forceinline__ double block_sum(double v)
+{
+    __shared__ double sh[RED_THREADS];
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned s = RED_THREADS / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    const double r = sh[0];
+    __syncthreads();
+    return r;
+}
 #endif

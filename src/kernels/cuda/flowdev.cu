@@ -129,27 +129,13 @@ extern "C" int kcu_add_const(float *x, float a, size_t n)
 }
 
 /* ---------------------------------------------------------------- deterministic reductions */
-#define RED_THREADS KCU_THREADS
-__device__ double fd_block_sum(double v)
-{
-    __shared__ double sh[RED_THREADS];
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (unsigned s = RED_THREADS / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
-        __syncthreads();
-    }
-    const double r = sh[0];
-    __syncthreads();
-    return r;
-}
 
 /* one block: *out = sum x[0..n) (doubles) */
 __global__ void sum_d_kernel(double *out, const double *x, int n)
 {
     double acc = 0;
     for (int i = threadIdx.x; i < n; i += blockDim.x) acc += x[i];
-    acc = fd_block_sum(acc);
+    acc = block_sum(acc);
     if (threadIdx.x == 0) *out = acc;
 }
 
@@ -166,7 +152,7 @@ __global__ void sumsq_part_kernel(double *part, const float *x, size_t n, size_t
     const size_t lo = blockIdx.x * chunk, hi = lo + chunk < n ? lo + chunk : n;
     double acc = 0;
     for (size_t i = lo + threadIdx.x; i < hi; i += blockDim.x) acc += (double)x[i] * x[i];
-    acc = fd_block_sum(acc);
+    acc = block_sum(acc);
     if (threadIdx.x == 0) part[blockIdx.x] = acc;
 }
 

@@ -8,25 +8,9 @@
 #define INJ_LS_MIN (-6.907755278982137f) /* log(1e-3) */
 #define INJ_LS_MAX 5.0f
 #define LOG_2PI 1.8378770664093453
-#define RED_THREADS KCU_THREADS   /* block size of the per-map reductions */
 
 #define GRID_STRIDE(i, n) \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
-
-/* Sum of a double over the block (blockDim.x == RED_THREADS); the result is valid in thread 0. */
-__device__ double block_sum(double v)
-{
-    __shared__ double sh[RED_THREADS];
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (unsigned s = RED_THREADS / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
-        __syncthreads();
-    }
-    const double r = sh[0];
-    __syncthreads();
-    return r;
-}
 
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 
