@@ -97,9 +97,9 @@ $(B)/cuda/%.o: %.cu $(CUDA_HDR) include/cglow.h
 $(B)/libcglow_cuda.a: $(CUDA_OBJ) $(B)/obj/src/model/flow_cuda.o
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
 $(B)/tests/test_cuda: tests/test_cuda.c tests/test.h src/kernels/cuda/kernels_cuda.h $(B)/libcglow_cuda.a $(CUDA_CPU_OBJ)
-	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(CUDA_CPU_OBJ) $(B)/libcglow_cuda.a $(CUDA_LDLIBS) -lm -fopenmp
+	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(CUDA_CPU_OBJ) $(B)/libcglow_cuda.a $(CUDA_LDLIBS) -lopenblas -lm -fopenmp
 $(B)/bench/bench_cuda: bench/bench_cuda.c src/kernels/cuda/kernels_cuda.h $(B)/libcglow_cuda.a $(CUDA_CPU_OBJ)
-	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(CUDA_CPU_OBJ) $(B)/libcglow_cuda.a $(CUDA_LDLIBS) -lm -fopenmp
+	@mkdir -p $(@D); $(CC) $(CFLAGS) -o $@ $< $(CUDA_CPU_OBJ) $(B)/libcglow_cuda.a $(CUDA_LDLIBS) -lopenblas -lm -fopenmp
 # The whole model on the device against the CPU backend, and its speed (the full library: these
 # need OpenBLAS & co. where they run; bench/gpu_check.sh carries them as `make gpu-bundle`).
 $(B)/tests/test_flow_cuda: tests/test_flow_cuda.c tests/test.h tests/model_util.h $(B)/libcglow.a $(B)/libcglow_cuda.a
@@ -116,7 +116,7 @@ $(B)/emul/%.o: %.cu $(CUDA_HDR) include/cglow.h
 		-Iinclude -Isrc -c $< -o $@
 $(B)/tests/test_cuda_emul: tests/test_cuda.c tests/test.h src/kernels/cuda/kernels_cuda.h $(EMUL_OBJ) $(EMUL_CPU_OBJ)
 	@mkdir -p $(@D) $(B)/emul; $(CC) $(CFLAGS) -O1 $(SAN) -c $< -o $(B)/emul/test_cuda.o
-	$(CXX) $(SAN) -pthread -o $@ $(B)/emul/test_cuda.o $(EMUL_OBJ) $(EMUL_CPU_OBJ) -fopenmp -lm
+	$(CXX) $(SAN) -pthread -o $@ $(B)/emul/test_cuda.o $(EMUL_OBJ) $(EMUL_CPU_OBJ) -fopenmp -lopenblas -lm
 # The whole model through the emulated kernels against the (sanitized) CPU library.
 $(B)/emul/src/model/flow_cuda.o: src/model/flow_cuda.c src/model/model.h src/model/backend.h src/kernels/cuda/kernels_cuda.h
 	@mkdir -p $(@D); $(CC) $(CFLAGS) -O1 $(SAN) -c $< -o $@

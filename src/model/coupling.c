@@ -9,7 +9,7 @@
  * the 1x1 convolution reads those in place and writes h2's, whose border is set to 1 for the
  * zeroconv; nothing is copied between the convolutions. */
 typedef struct {
-    real *xa, *h1, *h2, *o, *dout, *dh2, *dh1, *din, *wx, *dwx, *T, *sc, *gls, *gt, *kscr;
+    real *xa, *h1, *h2, *o, *dout, *dh2, *dh1, *din, *wx, *dwx, *T, *f, *sc, *gls, *gt, *gp, *kscr;
     size_t PL, org, MP;
     int Wr;
 } cp_ws;
@@ -38,8 +38,8 @@ size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G)
     /* xa, h1, h2, o; backward: dout, dh2, dh1, din; conv1's weights on xa and their gradient;
      * the condition tables; one map's scales; the kernels' scratch */
     const size_t cin = Cx + m->cfg.cond_features;
-    return PL * (cin + Hd + Hd + C + C + Hd + Hd + cin) + 2 * Hd * Cx * 9 + (size_t)G * Hd * 16 +
-           3 * Cx * (size_t)b->H * b->W + kscr_size(m, b, G) + 16;
+    return PL * (cin + Hd + Hd + C + C + Hd + Hd + cin) + 2 * Hd * Cx * 9 + (size_t)G * Hd * 16 + C +
+           4 * Cx * (size_t)b->H * b->W + kscr_size(m, b, G) + 16;
 }
 
 static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
@@ -59,9 +59,11 @@ static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
     w.wx = ws; ws += Hd * Cx * 9;
     w.dwx = ws; ws += Hd * Cx * 9;
     w.T = ws; ws += (size_t)G * Hd * 16;
+    w.f = ws; ws += C;
     w.sc = ws; ws += Cx * (size_t)b->H * b->W;
     w.gls = ws; ws += Cx * (size_t)b->H * b->W;
     w.gt = ws; ws += Cx * (size_t)b->H * b->W;
+    w.gp = ws; ws += Cx * (size_t)b->H * b->W;
     w.kscr = ws;
     return w;
 }
@@ -339,6 +341,52 @@ void coupling_inv(real *x, const real *y, const real *c, const real *params, con
     }
 }
 
+/* The affine part's backward for maps narrower than a vector: log_s and t gathered map by map into
+ * contiguous rows (as in the forward), one vectorised pass over the map's C/2 * H * W values,
+ * then the scaled d log_s and d t scattered into dout's planes. */
+static void coupling_bwd_narrow(real *dx, real *gzs, const real *dy, const real *x, real gl, const real *f,
+                                const real *o, const block_info *b, int G, cp_ws *w, real clamp)
+{
+    const int C = b->C, Cx = C / 2, H = b->H, W = b->W, HW = H * W;
+    const size_t half = (size_t)Cx * HW;
+    /* per map: log_s -> d log_s in gls, t -> d t in gt; the products d log_s log_s, d t t in sc, gp */
+    real *gls = w->gls, *gt = w->gt, *pl = w->sc, *pt = w->gp;
+    for (int g = 0; g < G; g++) {
+        for (int ch = 0; ch < Cx; ch++)
+            for (int r = 0; r < H; r++) {
+                const real *ls = prow((real *)o, w, ch, g, r), *t = prow((real *)o, w, Cx + ch, g, r);
+                real *dl = gls + ((size_t)ch * H + r) * W, *dt = gt + ((size_t)ch * H + r) * W;
+                for (int i = 0; i < W; i++) { dl[i] = ls[i]; dt[i] = t[i]; }
+            }
+        const size_t base = (size_t)g * C * HW + half;
+        const real *xb = x + base, *gy = dy + base;
+        real *dxb = dx + base;
+#pragma omp simd
+        for (size_t i = 0; i < half; i++) {
+            const real ls = gls[i], t = gt[i];
+            const real sg = sigmoid_r(ls + 2), sc = (1 - clamp) * sg + clamp, d = gy[i] * sc;
+            const real ds = gy[i] * (xb[i] + t) + gl / sc, dl = ds * (1 - clamp) * sg * (1 - sg);
+            dxb[i] = d;
+            pl[i] = dl * ls;
+            pt[i] = d * t;
+            gls[i] = dl;
+            gt[i] = d;
+        }
+        for (int ch = 0; ch < Cx; ch++) {
+            real al = 0, at = 0;
+            for (int i = 0; i < HW; i++) { al += pl[(size_t)ch * HW + i]; at += pt[(size_t)ch * HW + i]; }
+            gzs[ch] += 3 * al;
+            gzs[Cx + ch] += 3 * at;
+            const real fl = f[ch], ft = f[Cx + ch];
+            for (int r = 0; r < H; r++) {
+                real *dls = prow(w->dout, w, ch, g, r), *dtp = prow(w->dout, w, Cx + ch, g, r);
+                const real *sl = gls + ((size_t)ch * H + r) * W, *st = gt + ((size_t)ch * H + r) * W;
+                for (int i = 0; i < W; i++) { dls[i] = sl[i] * fl; dtp[i] = st[i] * ft; }
+            }
+        }
+    }
+}
+
 void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real gl, const real *c,
                   const real *params, const step_offsets *s, const cglow_model *m, const block_info *b, int G,
                   const real *tape, real *ws)
@@ -348,40 +396,39 @@ void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real gl,
     const real *h1 = tape, *h2 = tape + Hd * w.PL, *o = tape + 2 * Hd * w.PL;
     const size_t half = (size_t)Cx * HW;
     const real clamp = m->cfg.coupling_clamp;
-    /* yb = (xb + t) s, logdet = sum log s: d t and d log_s into dout's planes */
-    for (int g = 0; g < G; g++) {
-        const size_t base = (size_t)g * C * HW;
-        for (int ch = 0; ch < Cx; ch++)
-            for (int r = 0; r < H; r++) {
-                const size_t at = base + half + ((size_t)ch * H + r) * W;
-                const real *ls = prow((real *)o, &w, ch, g, r), *t = prow((real *)o, &w, Cx + ch, g, r);
-                const real *xr = x + at, *gy = dy + at;
-                real *dxr = dx + at, *dls = prow(w.dout, &w, ch, g, r), *dt = prow(w.dout, &w, Cx + ch, g, r);
-                #pragma omp simd
-                for (int i = 0; i < W; i++) {
-                    const real sg = sigmoid_r(ls[i] + 2), sc = (1 - clamp) * sg + clamp;
-                    dxr[i] = gy[i] * sc;
-                    dt[i] = gy[i] * sc;
-                    const real ds = gy[i] * (xr[i] + t[i]) + gl / sc;
-                    dls[i] = ds * (1 - clamp) * sg * (1 - sg);
-                }
-            }
-    }
-    /* o = (conv(h2; pad 1) + zb) * exp(3 zs) */
+    /* yb = (xb + t) s, logdet = sum log s: d t and d log_s into dout's planes. Back through
+     * o = (conv(h2; pad 1) + zb) * exp(3 zs) at once: d zs = 3 sum(d o), and dout is scaled. */
     const real *zs = params + s->cp_zs;
-    real *gzs = grads + s->cp_zs;
-    for (int ch = 0; ch < C; ch++) {
-        const real f = (real)exp(3.0 * zs[ch]);
-        real acc = 0;
-        for (int g = 0; g < G; g++)
-            for (int r = 0; r < H; r++) {
-                real *d = prow(w.dout, &w, ch, g, r);
-                const real *oc = prow((real *)o, &w, ch, g, r);
-#pragma omp simd reduction(+ : acc)
-                for (int i = 0; i < W; i++) { acc += d[i] * oc[i]; d[i] *= f; }
+    real *gzs = grads + s->cp_zs, *f = w.f;   /* exp(3 zs) per channel */
+    for (int ch = 0; ch < C; ch++) f[ch] = (real)exp(3.0 * zs[ch]);
+    if (W < 16)
+        coupling_bwd_narrow(dx, gzs, dy, x, gl, f, o, b, G, &w, clamp);
+    else
+        for (int g = 0; g < G; g++) {
+            const size_t base = (size_t)g * C * HW;
+            for (int ch = 0; ch < Cx; ch++) {
+                real al = 0, at = 0;
+                for (int r = 0; r < H; r++) {
+                    const size_t at0 = base + half + ((size_t)ch * H + r) * W;
+                    const real *ls = prow((real *)o, &w, ch, g, r), *t = prow((real *)o, &w, Cx + ch, g, r);
+                    const real *xr = x + at0, *gy = dy + at0;
+                    real *dxr = dx + at0, *dls = prow(w.dout, &w, ch, g, r), *dt = prow(w.dout, &w, Cx + ch, g, r);
+                    const real fl = f[ch], ft = f[Cx + ch];
+#pragma omp simd reduction(+ : al, at)
+                    for (int i = 0; i < W; i++) {
+                        const real sg = sigmoid_r(ls[i] + 2), sc = (1 - clamp) * sg + clamp, d = gy[i] * sc;
+                        const real ds = gy[i] * (xr[i] + t[i]) + gl / sc, dl = ds * (1 - clamp) * sg * (1 - sg);
+                        dxr[i] = d;
+                        al += dl * ls[i];
+                        at += d * t[i];
+                        dls[i] = dl * fl;
+                        dt[i] = d * ft;
+                    }
+                }
+                gzs[ch] += 3 * al;
+                gzs[Cx + ch] += 3 * at;
             }
-        gzs[ch] += 3 * acc;
-    }
+        }
     k_plane_border(w.dout, C, H, W, G, 0);
     k_conv3x3_planes_bwd(w.dh2, grads + s->cp_zw, grads + s->cp_zb, w.dout, h2, params + s->cp_zw, Hd, C, H, W, G, 1,
                          w.kscr);

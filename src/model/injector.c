@@ -81,8 +81,10 @@ void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_
     const int P = m->cfg.cond_features, Hd = m->cfg.hidden, C = b->C, R = w->R, G = w->G, rh = w->rh, rw = w->rw;
     for (int j = 0; j < P; j++)
         for (int g = 0; g < G; g++)
-            for (int y = 0; y < rh; y++)
-                for (int x = 0; x < rw; x++) w->cmap[plane_at(w, j, g, y, x)] = c[g * P + j];
+            for (int y = 0; y < rh; y++) {
+                real *dst = w->cmap + plane_at(w, j, g, y, 0);
+                for (int x = 0; x < rw; x++) dst[x] = c[g * P + j];
+            }
     k_plane_border(w->cmap, P, rh, rw, G, 0);
     const real *pp = m->prep;
     k_conv3x3_planes_prepared(w->a1, w->cmap, pp + s->pi_w1, P, Hd, rh, rw, G, 1, w->kscr);
@@ -92,9 +94,11 @@ void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_
     k_conv3x3_planes_prepared(w->oP, w->a2, pp + s->pi_zw, Hd, 2 * C, rh, rw, G, 0, w->kscr);
     for (int g = 0; g < G; g++)
         for (int ch = 0; ch < 2 * C; ch++)
-            for (int y = 0; y < rh; y++)
-                for (int x = 0; x < rw; x++)
-                    w->o[((size_t)g * 2 * C + ch) * R + y * rw + x] = w->oP[plane_at(w, ch, g, y, x)];
+            for (int y = 0; y < rh; y++) {
+                const real *src = w->oP + plane_at(w, ch, g, y, 0);
+                real *dst = w->o + ((size_t)g * 2 * C + ch) * R + y * rw;
+                for (int x = 0; x < rw; x++) dst[x] = src[x];
+            }
     for (int g = 0; g < G; g++) {
         const real *ls = w->o + ((size_t)g * 2 * C + C) * R;
         real *e = w->e + (size_t)g * C * R;
@@ -286,18 +290,31 @@ void injector_net_bwd(real *grads, inj_net *w, const real *params, const step_of
     const int C = b->C, R = w->R, P = m->cfg.cond_features, Hd = m->cfg.hidden, G = w->G, rh = w->rh, rw = w->rw;
     /* Back through o = (conv(a2; pad 1) + zb) * exp(3 zs). */
     const real *zs = params + s->inj_zs;
-    real *gzs = grads + s->inj_zs;
-    for (int ch = 0; ch < 2 * C; ch++) {
-        real f = (real)exp(3.0 * zs[ch]), acc = 0;
-        for (int g = 0; g < G; g++) {
-            const real *d = w->dout + ((size_t)g * 2 * C + ch) * R, *o = w->o + ((size_t)g * 2 * C + ch) * R;
-#pragma omp simd reduction(+ : acc)
-            for (int i = 0; i < R; i++) acc += d[i] * o[i];
-            for (int y = 0; y < rh; y++)
-                for (int x = 0; x < rw; x++) w->doutP[plane_at(w, ch, g, y, x)] = d[y * rw + x] * f;
+    real *gzs = grads + s->inj_zs, f[2 * C], acc[2 * C];
+    for (int ch = 0; ch < 2 * C; ch++) { f[ch] = (real)exp(3.0 * zs[ch]); acc[ch] = 0; }
+    for (int g = 0; g < G; g++) {   /* maps outside, channels inside: long loops for 1x1 maps too */
+        const real *d = w->dout + (size_t)g * 2 * C * R, *o = w->o + (size_t)g * 2 * C * R;
+        if (R == 1) {
+            real *dst = w->doutP + plane_at(w, 0, g, 0, 0);
+#pragma omp simd
+            for (int ch = 0; ch < 2 * C; ch++) {
+                acc[ch] += d[ch] * o[ch];
+                dst[(size_t)ch * w->PL] = d[ch] * f[ch];
+            }
+            continue;
         }
-        gzs[ch] += 3 * acc;
+        for (int ch = 0; ch < 2 * C; ch++) {
+            const real *dc = d + (size_t)ch * R, *oc = o + (size_t)ch * R;
+            real a = 0;
+            for (int i = 0; i < R; i++) a += dc[i] * oc[i];
+            acc[ch] += a;
+            for (int y = 0; y < rh; y++) {
+                real *dst = w->doutP + plane_at(w, ch, g, y, 0);
+                for (int x = 0; x < rw; x++) dst[x] = dc[y * rw + x] * f[ch];
+            }
+        }
     }
+    for (int ch = 0; ch < 2 * C; ch++) gzs[ch] += 3 * acc[ch];
     k_plane_border(w->doutP, 2 * C, rh, rw, G, 0);
     k_conv3x3_planes_bwd(w->da2, grads + s->inj_zw, grads + s->inj_zb, w->doutP, w->a2, params + s->inj_zw, Hd, 2 * C,
                          rh, rw, G, 1, w->kscr);

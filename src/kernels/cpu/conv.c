@@ -223,8 +223,7 @@ void k_conv1x1_bwd(real *din, real *dw, real *db, const real *dout, const real *
         d = cd;
         ld = n = ldr;
     }
-    for (int c = 0; c < Cin; c++) src[c] = xin + c * ld;
-    rows_correlate(dw, Cin, Cout, d, ld, src, Cin, n);
+    mat_correlate(dw, Cin, Cout, d, ld, xin, ld, Cin, n);
     if (db)
         for (int co = 0; co < Cout; co++) {
             const real *dd = d + co * ld;
@@ -252,8 +251,9 @@ void k_relu(real *y, size_t n)
 
 void k_relu_bwd(real *dy, const real *y, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!(y[i] > 0)) dy[i] = 0;
+    /* a select, not a conditional store: GCC vectorises this form (masked moves) */
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) dy[i] = y[i] > 0 ? dy[i] : 0;
 }
 
 void k_linear_fwd(real *out, const real *in, const real *W, const real *b, int M, int K)
@@ -385,6 +385,39 @@ void k_to_planes(real *planes, const real *in, int C, int H, int W, int G, size_
     k_plane_border(planes, C, H, W, G, pad);
 }
 
+/* dcols (M, nc) = w^T (M x Cout, w stored Cout x M) times rows (Cout, nc): one GEMM */
+static void cols_gemm_t(real *dcols, size_t nc, const real *w, const real *rows, int M, int Cout)
+{
+    cblas_xgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, (int)nc, Cout, 1, w, M, rows, (int)nc, 0, dcols,
+                (int)nc);
+}
+
+/* col2im: the planes (C) = the sum over the 9 taps of each tap's compact row, added at the pixel
+ * the tap reads; taps that read outside the map land on the border, which is reset to 0 after. */
+static void cols_to_planes_add(real *planes, const real *dcols, size_t nc, int C, int H, int W, int G,
+                               const plane_geom *q)
+{
+    for (int c = 0; c < C; c++) {
+        real *pc = planes + (size_t)c * q->PL;
+        memset(pc, 0, sizeof(real) * (size_t)G * q->MP);
+        for (int t = 0; t < 9; t++) {
+            const real *r = dcols + ((size_t)c * 9 + t) * nc;
+            real *p = pc + (size_t)(t / 3) * q->Wp + t % 3;   /* where tap t of output pixel (0, 0) reads */
+#define SCATTER(WC)                                                                                  \
+    for (int g = 0; g < G; g++)                                                                      \
+        for (int y = 0; y < H; y++)                                                                  \
+            for (int x = 0; x < (WC); x++) p[(size_t)g * q->MP + (size_t)y * q->Wp + x] += r[((size_t)g * H + y) * (WC) + x];
+            switch (W) {
+            case 2: SCATTER(2); break;
+            case 4: SCATTER(4); break;
+            default: SCATTER(W); break;
+            }
+#undef SCATTER
+        }
+    }
+    k_plane_border(planes, C, H, W, G, 0);
+}
+
 /* The 9 views of each plane, relative to output position 0. */
 static void plane_views(const real **src, const real *planes, int C, const plane_geom *q)
 {
@@ -481,8 +514,7 @@ void k_conv3x3_planes_bwd(real *din, real *dw, real *db, const real *dout, const
         real *gc = scratch, *wt = gc + (size_t)Cin * Cout;
         const real *src[Cm];
         memset(gc, 0, sizeof(real) * Cin * Cout);
-        plane_rows(src, in, Cin, &q);
-        rows_correlate(gc, Cin, Cout, dout, q.PL, src, Cin, q.n);
+        mat_correlate(gc, Cin, Cout, dout, q.PL, in, q.PL, Cin, q.n);
         for (int o = 0; o < Cout; o++) {
             real sd = 0;
             if (pad != 0)
@@ -507,13 +539,20 @@ void k_conv3x3_planes_bwd(real *din, real *dw, real *db, const real *dout, const
     if (cols) {   /* compact: the input's taps against the output gradient's interior */
         planes_to_cols(cbuf, nc, in, Cin, 9, H, W, G, &q);
         planes_to_cols(cres, nc, dout, Cout, 1, H, W, G, &q);
-        for (int t = 0; t < Cin * 9; t++) src[t] = cbuf + (size_t)t * nc;
-        rows_correlate(dw, (size_t)Cin * 9, Cout, cres, nc, src, Cin * 9, nc);
+        mat_correlate(dw, (size_t)Cin * 9, Cout, cres, nc, cbuf, nc, Cin * 9, nc);
     } else {
         plane_views(src, in, Cin, &q);
         rows_correlate(dw, (size_t)Cin * 9, Cout, dout + q.org, q.PL, src, Cin * 9, q.n);
     }
     if (!din) return;
+    if (cols && Cin < Cout) {
+        /* fewer input than output channels: each input tap's gradient from the output gradient's
+         * compact rows (already in cres) as one GEMM, W^T dout, then added into place (col2im),
+         * instead of gathering the output gradient's 9 taps of Cout channels */
+        cols_gemm_t(cbuf, nc, w, cres, Cin * 9, Cout);
+        cols_to_planes_add(din, cbuf, nc, Cin, H, W, G, &q);
+        return;
+    }
     /* input gradient: the zero-bordered output gradient convolved with the weights transposed
      * (in <-> out) and flipped (tap k -> 8 - k) */
     for (int ci = 0; ci < Cin; ci++)
@@ -536,8 +575,7 @@ void k_conv1x1_planes_bwd(real *din, real *dw, real *db, const real *dout, const
     const plane_geom q = geom(H, W, G);
     const real *src[Cin > Cout ? Cin : Cout];
     if (db) plane_bias_grad(db, dout, Cout, &q);
-    plane_rows(src, in, Cin, &q);
-    rows_correlate(dw, Cin, Cout, dout + q.org, q.PL, src, Cin, q.n);
+    mat_correlate(dw, Cin, Cout, dout + q.org, q.PL, in + q.org, q.PL, Cin, q.n);
     if (!din) return;
     real *wt = scratch;
     for (int i = 0; i < Cin; i++)

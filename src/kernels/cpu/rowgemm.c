@@ -353,3 +353,15 @@ void rows_correlate(real *dw, size_t ldw, int O, const real *dout, size_t ldd, c
     }
     if (nv < n) correlate_tail(dw, ldw, O, dout, ldd, src, K, nv, n);
 }
+
+void mat_correlate(real *dw, size_t ldw, int O, const real *dout, size_t ldd, const real *x, size_t ldx, int K, size_t n)
+{
+    if (n <= 128) {
+        cblas_xgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, (int)n, 1, dout, (int)ldd, x, (int)ldx, 1, dw,
+                    (int)ldw);
+        return;
+    }
+    const real *src[K];
+    for (int t = 0; t < K; t++) src[t] = x + (size_t)t * ldx;
+    rows_correlate(dw, ldw, O, dout, ldd, src, K, n);
+}
