@@ -23,14 +23,26 @@ struct flow_work {
     size_t acc_size;       /* nparams + wsize, when with_tape */
     size_t ws_size;        /* layer scratch */
     size_t inj_size;       /* the injector nets of a group */
+    size_t inj_tape;       /* with_tape: every step's injector net state, kept for the backward */
     real *mem;
 };
 
 /* One thread's region: h, t, dh, dt (GROUP * dim each), conditions, layer scratch, the group's
- * tape, gradient accumulator (params layout) and dW accumulator. */
-typedef struct { real *h, *t, *dh, *dt, *c, *ws, *inj, *tape, *acc, *accw; } thread_bufs;
+ * tape (activations, and the injector nets' states), gradient accumulator (params layout) and
+ * dW accumulator. */
+typedef struct { real *h, *t, *dh, *dt, *c, *ws, *inj, *tape, *injt, *acc, *accw; } thread_bufs;
 
 static inline int block_group(const block_info *b, int G) { return b->H * b->W >= BIG_MAP ? 1 : G; }
+
+/* The injector net's state of step k of block bi in the injector tape: recomputing the small
+ * net in the backward cost as much as its backward in the deep blocks (maps of 1-4 pixels). */
+static size_t inj_offset(const cglow_model *m, int bi, int k)
+{
+    size_t off = 0;
+    for (int j = 0; j < bi; j++) off += (size_t)m->cfg.steps * injector_net_state_size(m, &m->blocks[j], GROUP);
+    return k ? off + (size_t)k * injector_net_state_size(m, &m->blocks[bi], GROUP) : off;
+}
+static real *inj_slot(const cglow_model *m, real *injt, int bi, int k) { return injt + inj_offset(m, bi, k); }
 
 static size_t layer_scratch(const cglow_model *m)
 {
@@ -56,8 +68,9 @@ flow_work *flow_work_create(const cglow_model *m, int max_batch, int with_tape)
         size_t s = injector_net_size(m, &m->blocks[bi], GROUP);
         if (s > w->inj_size) w->inj_size = s;
     }
+    w->inj_tape = with_tape ? inj_offset(m, m->nblocks, 0) : 0;
     w->per_thread = 4 * GROUP * m->dim + GROUP * CGLOW_MAX_COND + w->ws_size + w->inj_size +
-                    (with_tape ? GROUP * m->tape_size : 0) + w->acc_size;
+                    (with_tape ? GROUP * m->tape_size + w->inj_tape : 0) + w->acc_size;
     w->per_thread = (w->per_thread + 15) & ~(size_t)15;   /* 64-byte aligned regions */
     w->mem = aligned_alloc(64, sizeof(real) * w->per_thread * w->nthreads);
     if (!w->mem) { free(w); return NULL; }
@@ -84,6 +97,7 @@ static thread_bufs bufs_of(const cglow_model *m, flow_work *w, int tid)
     b.ws = p; p += w->ws_size;
     b.inj = p; p += w->inj_size;
     b.tape = w->acc_size ? p : NULL; p += w->acc_size ? GROUP * m->tape_size : 0;
+    b.injt = w->acc_size ? p : NULL; p += w->inj_tape;
     b.acc = w->acc_size ? p : NULL;
     b.accw = w->acc_size ? p + m->nparams : NULL;
     return b;
@@ -171,6 +185,7 @@ static void group_forward(const cglow_model *m, const real *x, const real *c, in
         inj_net net;
         injector_net_carve(&net, m, b, G, tb->inj);
         for (int k = 0; k < m->cfg.steps; k++) {
+            if (tape) injector_net_carve_split(&net, m, b, G, inj_slot(m, tb->injt, bi, k), tb->inj);
             injector_net_fwd(&net, c, m->params, &b->steps[k], m, b);
             for (int g0 = 0; g0 < G; g0 += gb) step_forward(m, b, k, h, t, c, g0, gb, G, tape, tb->ws, &net, ld);
         }
@@ -206,10 +221,10 @@ static void group_backward(const cglow_model *m, const real *c, const real *tape
             prior_bwd(dh + g * chw + zo, tb->acc, out + g * chw + zo, gl, c + (size_t)g * Pc, P, m, b, tb->ws);
         }
         inj_net net;
-        injector_net_carve(&net, m, b, G, tb->inj);
         for (int k = m->cfg.steps - 1; k >= 0; k--) {
             const step_offsets *s = &b->steps[k];
-            injector_net_fwd(&net, c, P, s, m, b);
+            injector_net_carve_split(&net, m, b, G, inj_slot(m, tb->injt, bi, k), tb->inj);   /* the forward's */
+            injector_net_zero_grad(&net, b);
             for (int g0 = 0; g0 < G; g0 += gb) {
                 const real *st = step_tape(m, b, (real *)tape, G, k, g0);
                 const size_t n = chw * gb, off = (size_t)g0 * chw;

@@ -8,6 +8,7 @@
  * pixel to its class: exact, and it removes the injectors' per-pixel convolution cost.
  * G maps (each with its own condition) go through the small CNN together. */
 #include "model/model.h"
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,33 +28,58 @@ static inline int red_count(int r, int n)
     return r == 2 ? n - 4 : 1;
 }
 
-size_t injector_net_size(const cglow_model *m, const block_info *b, int G)
+/* The net's forward state: the planes of its input and hidden layers and its output per map;
+ * then its work area (the output's planes, the backward's buffers, the kernels' scratch). */
+size_t injector_net_state_size(const cglow_model *m, const block_info *b, int G)
 {
     const size_t rh = red_size(b->H), rw = red_size(b->W), R = rh * rw, Hd = m->cfg.hidden, P = m->cfg.cond_features;
-    const size_t C = b->C, PL = k_plane_size((int)rh, (int)rw, G), m2 = 2 * C > Hd ? 2 * C : Hd, mx = m2 > P ? m2 : P;
-    /* planes: cmap, a1, a2, o, dout, da2, da1; per map: o, e, dout */
-    return PL * (P + Hd + Hd + 2 * C + 2 * C + Hd + Hd) + G * R * (2 * C + C + 2 * C) +
-           k_conv_planes_scratch((int)mx, (int)mx, (int)rh, (int)rw, G) + 16;
+    const size_t C = b->C, PL = k_plane_size((int)rh, (int)rw, G);
+    const size_t n = PL * (P + Hd + Hd) + G * R * (2 * C + C);   /* cmap, a1, a2; o, e */
+    return (n + 15) & ~(size_t)15;
 }
 
-void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem)
+static size_t net_work_size(const cglow_model *m, const block_info *b, int G)
+{
+    const int rh = red_size(b->H), rw = red_size(b->W), Hd = m->cfg.hidden, P = m->cfg.cond_features, C = b->C;
+    const int m2 = 2 * C > Hd ? 2 * C : Hd, mx = m2 > P ? m2 : P;
+    const size_t PL = k_plane_size(rh, rw, G), R = (size_t)rh * rw;
+    const size_t n = PL * (2 * (size_t)C + 2 * (size_t)C + 2 * (size_t)Hd) + G * R * 2 * C;   /* oP, doutP, da2, da1; dout */
+    return ((n + 15) & ~(size_t)15) + k_conv_planes_scratch(mx, mx, rh, rw, G) + 16;
+}
+
+size_t injector_net_size(const cglow_model *m, const block_info *b, int G)
+{
+    return injector_net_state_size(m, b, G) + net_work_size(m, b, G);
+}
+
+void injector_net_carve_split(inj_net *w, const cglow_model *m, const block_info *b, int G, real *state, real *work)
 {
     const int Hd = m->cfg.hidden, P = m->cfg.cond_features, C = b->C;
     w->rh = red_size(b->H); w->rw = red_size(b->W); w->R = w->rh * w->rw; w->G = G;
     const size_t R = (size_t)w->R * G, PL = k_plane_size(w->rh, w->rw, G);
     w->PL = PL; w->org = k_plane_origin(w->rh, w->rw); w->MP = k_plane_map(w->rh, w->rw);
     w->Wr = k_plane_row(w->rh, w->rw);
-    w->cmap = mem; mem += PL * P;
-    w->a1 = mem; mem += PL * Hd;
-    w->a2 = mem; mem += PL * Hd;
-    w->oP = mem; mem += PL * 2 * C;
-    w->doutP = mem; mem += PL * 2 * C;
-    w->da2 = mem; mem += PL * Hd;
-    w->da1 = mem; mem += PL * Hd;
-    w->o = mem; mem += R * 2 * C;
-    w->e = mem; mem += R * C;
-    w->dout = mem; mem += R * 2 * C;
-    w->kscr = mem;
+    w->cmap = state; state += PL * P;
+    w->a1 = state; state += PL * Hd;
+    w->a2 = state; state += PL * Hd;
+    w->o = state; state += R * 2 * C;
+    w->e = state;
+    w->oP = work; work += PL * 2 * C;
+    w->doutP = work; work += PL * 2 * C;
+    w->da2 = work; work += PL * Hd;
+    w->da1 = work; work += PL * Hd;
+    w->dout = work; work += R * 2 * C;
+    w->kscr = (real *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
+}
+
+void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem)
+{
+    injector_net_carve_split(w, m, b, G, mem, mem + injector_net_state_size(m, b, G));
+}
+
+void injector_net_zero_grad(inj_net *w, const block_info *b)
+{
+    memset(w->dout, 0, sizeof(real) * (size_t)w->G * w->R * 2 * b->C);
 }
 
 /* Pixel (y, x) of map g, channel ch of the reduced maps' planes. */

@@ -122,6 +122,12 @@ typedef struct {
 size_t injector_net_size(const cglow_model *m, const block_info *b, int G);
 void injector_prepare(cglow_model *m, const block_info *b, const step_offsets *s);
 void injector_net_carve(inj_net *w, const cglow_model *m, const block_info *b, int G, real *mem);
+/* The forward state (injector_net_state_size) apart from the work area (the rest of
+ * injector_net_size): training keeps each step's state from the forward for the backward, which
+ * then zeroes the output gradient (injector_net_zero_grad; injector_net_fwd does it too). */
+size_t injector_net_state_size(const cglow_model *m, const block_info *b, int G);
+void injector_net_carve_split(inj_net *w, const cglow_model *m, const block_info *b, int G, real *state, real *work);
+void injector_net_zero_grad(inj_net *w, const block_info *b);
 void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_offsets *s, const cglow_model *m,
                       const block_info *b);
 void injector_apply_fwd(real *y, const real *x, const inj_net *w, const block_info *b, int g0, int gb, double *logdet);
