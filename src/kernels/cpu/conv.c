@@ -280,7 +280,11 @@ void k_linear_bwd(real *din, real *dW, real *db, const real *dout, const real *i
 }
 
 /* ---- padded planes (kernels.h) */
-typedef struct { int bw, Wp; size_t MP, n, PL, org; } plane_geom;
+/* lead: the elements before map 0's top-left border corner, so that the origin (its first pixel)
+ * is a whole number of vectors into the plane: the kernels' output stores and the gradient rows
+ * they read are then aligned (a 64-byte access at a 4-byte offset touches two cache lines). The
+ * plane size is rounded to whole vectors so that every plane of a run starts aligned. */
+typedef struct { int bw, Wp; size_t lead, MP, n, PL, org; } plane_geom;
 
 static plane_geom geom(int H, int W, int G)
 {
@@ -288,11 +292,13 @@ static plane_geom geom(int H, int W, int G)
     g.bw = !(H == 1 && W == 1);
     g.Wp = W + 2 * g.bw;
     g.MP = (size_t)(H + 2 * g.bw) * g.Wp;
-    g.org = (size_t)g.bw * (g.Wp + 1);
+    const size_t corner = (size_t)g.bw * (g.Wp + 1);   /* the origin's offset from the corner */
+    g.lead = (ROUND - corner % ROUND) % ROUND;
+    g.org = g.lead + corner;
     g.n = round_up((size_t)(G - 1) * g.MP + (size_t)H * g.Wp);
-    /* the views of the last computed position reach n - 1 + 2 * org */
-    const size_t need = g.n + 2 * g.org, have = (size_t)G * g.MP;
-    g.PL = need > have ? need : have;
+    /* the views of the last computed position reach lead + n - 1 + 2 * corner */
+    const size_t need = g.lead + g.n + 2 * corner, have = g.lead + (size_t)G * g.MP;
+    g.PL = round_up(need > have ? need : have);
     return g;
 }
 
@@ -300,7 +306,7 @@ size_t k_plane_size(int H, int W, int G) { return geom(H, W, G).PL; }
 size_t k_plane_origin(int H, int W) { return geom(H, W, 1).org; }
 size_t k_plane_map(int H, int W) { return geom(H, W, 1).MP; }
 int k_plane_row(int H, int W) { return geom(H, W, 1).Wp; }
-size_t k_plane_map_bound(int H, int W) { return geom(H, W, 1).MP + 2 * (size_t)(W + 3) + ROUND; }
+size_t k_plane_map_bound(int H, int W) { return round_up(geom(H, W, 1).MP + 2 * (size_t)(W + 3) + 3 * ROUND); }
 /* Maps of at most 4x4 pixels: the border would be most of the computed positions (36 of them for
  * 16 pixels at 4x4, 16 for 4 at 2x2), so the 3x3 convolutions gather their taps into compact
  * columns (im2col: 9 Cin rows of G*H*W pixels) and scatter the result into the output's planes. */
@@ -325,7 +331,7 @@ static void planes_to_cols(real *cols, size_t nc, const real *planes, int C, int
         for (int t = 0; t < taps; t++) {
             const int ky = taps == 9 ? t / 3 : 1, kx = taps == 9 ? t % 3 : 1;
             real *r = cols + ((size_t)c * taps + t) * nc;
-            const real *p = planes + (size_t)c * q->PL + (size_t)ky * q->Wp + kx;
+            const real *p = planes + (size_t)c * q->PL + q->lead + (size_t)ky * q->Wp + kx;
             /* rows of a compile-time width for the usual sizes, so that each is a single move */
 #define GATHER(WC)                                                                                   \
     for (int g = 0; g < G; g++)                                                                      \
@@ -360,13 +366,14 @@ void k_plane_border(real *planes, int C, int H, int W, int G, real pad)
         real *pc = planes + (size_t)c * q.PL;
         if (q.bw)
             for (int g = 0; g < G; g++) {
-                real *p = pc + (size_t)g * q.MP;
+                real *p = pc + q.lead + (size_t)g * q.MP;
                 for (int x = 0; x < q.Wp; x++) p[x] = pad;
                 for (int y = 1; y <= H; y++) { p[(size_t)y * q.Wp] = pad; p[(size_t)y * q.Wp + W + 1] = pad; }
                 real *last = p + (size_t)(H + 1) * q.Wp;
                 for (int x = 0; x < q.Wp; x++) last[x] = pad;
             }
-        for (size_t i = (size_t)G * q.MP; i < q.PL; i++) pc[i] = pad;
+        for (size_t i = 0; i < q.lead; i++) pc[i] = pad;
+        for (size_t i = q.lead + (size_t)G * q.MP; i < q.PL; i++) pc[i] = pad;
     }
 }
 
@@ -398,7 +405,7 @@ static void cols_to_planes_add(real *planes, const real *dcols, size_t nc, int C
                                const plane_geom *q)
 {
     for (int c = 0; c < C; c++) {
-        real *pc = planes + (size_t)c * q->PL;
+        real *pc = planes + (size_t)c * q->PL + q->lead;
         memset(pc, 0, sizeof(real) * (size_t)G * q->MP);
         for (int t = 0; t < 9; t++) {
             const real *r = dcols + ((size_t)c * 9 + t) * nc;
@@ -423,7 +430,7 @@ static void plane_views(const real **src, const real *planes, int C, const plane
 {
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < 3; ky++)
-            for (int kx = 0; kx < 3; kx++) src[c * 9 + ky * 3 + kx] = planes + (size_t)c * q->PL + ky * q->Wp + kx;
+            for (int kx = 0; kx < 3; kx++) src[c * 9 + ky * 3 + kx] = planes + (size_t)c * q->PL + q->lead + ky * q->Wp + kx;
 }
 
 static void plane_rows(const real **src, const real *planes, int C, const plane_geom *q)

@@ -216,53 +216,68 @@ static void combine_row(real *r, const real *wrow, real b, const real *const *sr
     if (relu && n1 > p0) relu_span(r + p0, (int)(n1 - p0));
 }
 
+/* Column chunks of the 4-vector tiles: every row block of a chunk runs before the next chunk, so
+ * that the chunk's input columns (K rows of CHUNK values; the 3x3 views of a plane overlap) are
+ * read from L1 by all the row blocks instead of streaming from L2 once per block. */
+#define CHUNK (4 * 4 * VL)
+#define PACKED_MAX 12288   /* floats of packed 6-row weights kept for a call (48 KB on the stack) */
+
 static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, const real *bias, const real *const *src,
                     int K, size_t n, int relu)
 {
     const size_t n4 = n - n % (size_t)(4 * VL), n2 = n - n % (size_t)(2 * VL), n1 = n - n % (size_t)VL;
-    int o0 = 0;
-    /* blocks of 6 rows while at least 4 remain after them (16 = 6 + 6 + 4), over whole 4-vector
-     * tiles; the rest below */
-    for (; o0 + 6 <= O && (O - o0 - 6 == 0 || O - o0 - 6 >= 4) && n4 > 0 && K <= 4096; o0 += 6) {
-        real b[6], wp[6 * K];
-        for (int j = 0; j < 6; j++) b[j] = bias ? bias[o0 + j] : 0;
-        real *orow = out + (size_t)o0 * ldo;
-        const real *wrow = w + (size_t)o0 * ldw;
+    /* row blocks: of 6 while at least 4 rows remain after them (16 = 6 + 6 + 4), then of 4, of 2,
+     * then single rows */
+    int n6 = 0;
+    while (6 * (n6 + 1) <= O && (O - 6 * (n6 + 1) == 0 || O - 6 * (n6 + 1) >= 4)) n6++;
+    if (n4 == 0 || K > 4096 || (size_t)n6 * 6 * K > PACKED_MAX) n6 = 0;
+    const int e6 = 6 * n6, e4 = e6 + (O - e6) / OB * OB, e2 = e4 + (O - e4) / 2 * 2;
+    real wp[n6 ? (size_t)n6 * 6 * K : 1], b6[n6 ? 6 * n6 : 1], bb[O];
+    for (int o = 0; o < O; o++) bb[o] = bias ? bias[o] : 0;
+    for (int j = 0; j < n6; j++)   /* each block's 6 rows packed tap by tap */
         for (int t = 0; t < K; t++)
-            for (int j = 0; j < 6; j++) wp[t * 6 + j] = wrow[(size_t)j * ldw + t];
-        if (relu)
-            for (size_t p = 0; p < n4; p += 4 * VL) combine_tile6x4(orow + p, ldo, wp, b, src, p, K, 1);
-        else
-            for (size_t p = 0; p < n4; p += 4 * VL) combine_tile6x4(orow + p, ldo, wp, b, src, p, K, 0);
-        for (int j = 0; j < 6; j++)   /* the narrower columns row by row */
-            combine_row(orow + (size_t)j * ldo, wrow + (size_t)j * ldw, b[j], src, K, n4, n1, relu);
-    }
-    for (; o0 + OB <= O; o0 += OB) {
-        real b[OB];
-        for (int j = 0; j < OB; j++) b[j] = bias ? bias[o0 + j] : 0;
-        real *orow = out + (size_t)o0 * ldo;
-        const real *wrow = w + (size_t)o0 * ldw;
-        if (relu)   /* two instances of the inlined tile: ReLU in registers, or none */
-            for (size_t p = 0; p < n4; p += 4 * VL) combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K, 1);
-        else
-            for (size_t p = 0; p < n4; p += 4 * VL) combine_tile4x4(orow + p, ldo, wrow, ldw, b, src, p, K, 0);
-        if (n2 > n4) combine_tile4(orow + n4, ldo, wrow, ldw, b, src, n4, K);
-        if (n1 > n2) combine_tile4x1(orow + n2, ldo, wrow, ldw, b, src, n2, K);
-        if (relu && n1 > n4)   /* the last, narrower tiles */
-            for (int j = 0; j < OB; j++) relu_span(orow + j * ldo + n4, (int)(n1 - n4));
-    }
-    for (; o0 + 2 <= O; o0 += 2) {
-        real *orow = out + (size_t)o0 * ldo, b[2] = {bias ? bias[o0] : 0, bias ? bias[o0 + 1] : 0};
-        const real *wrow = w + (size_t)o0 * ldw;
-        for (size_t p = 0; p < n4; p += 4 * VL) {
-            combine_tile2x4(orow + p, ldo, wrow, ldw, b, src, p, K);
-            if (relu) for (int j = 0; j < 2; j++) relu_span(orow + j * ldo + p, 4 * VL);
+            for (int r = 0; r < 6; r++) wp[((size_t)j * K + t) * 6 + r] = w[(size_t)(6 * j + r) * ldw + t];
+    for (int o = 0; o < e6; o++) b6[o] = bb[o];
+    for (size_t c0 = 0; c0 < n4; c0 += CHUNK) {
+        const size_t c1 = c0 + CHUNK < n4 ? c0 + CHUNK : n4;
+        for (int j = 0; j < n6; j++) {
+            real *orow = out + (size_t)6 * j * ldo;
+            const real *pw = wp + (size_t)j * K * 6;
+            if (relu)
+                for (size_t p = c0; p < c1; p += 4 * VL) combine_tile6x4(orow + p, ldo, pw, b6 + 6 * j, src, p, K, 1);
+            else
+                for (size_t p = c0; p < c1; p += 4 * VL) combine_tile6x4(orow + p, ldo, pw, b6 + 6 * j, src, p, K, 0);
         }
-        for (int j = 0; j < 2; j++)   /* the narrower columns row by row */
-            combine_row(orow + (size_t)j * ldo, wrow + (size_t)j * ldw, b[j], src, K, n4, n1, relu);
+        for (int o0 = e6; o0 < e4; o0 += OB) {
+            real *orow = out + (size_t)o0 * ldo;
+            const real *wrow = w + (size_t)o0 * ldw;
+            if (relu)   /* two instances of the inlined tile: ReLU in registers, or none */
+                for (size_t p = c0; p < c1; p += 4 * VL) combine_tile4x4(orow + p, ldo, wrow, ldw, bb + o0, src, p, K, 1);
+            else
+                for (size_t p = c0; p < c1; p += 4 * VL) combine_tile4x4(orow + p, ldo, wrow, ldw, bb + o0, src, p, K, 0);
+        }
+        for (int o0 = e4; o0 < e2; o0 += 2) {
+            real *orow = out + (size_t)o0 * ldo;
+            for (size_t p = c0; p < c1; p += 4 * VL) {
+                combine_tile2x4(orow + p, ldo, w + (size_t)o0 * ldw, ldw, bb + o0, src, p, K);
+                if (relu) for (int j = 0; j < 2; j++) relu_span(orow + j * ldo + p, 4 * VL);
+            }
+        }
+        for (int o = e2; o < O; o++) combine_row(out + (size_t)o * ldo, w + (size_t)o * ldw, bb[o], src, K, c0, c1, relu);
     }
-    for (; o0 < O; o0++)
-        combine_row(out + (size_t)o0 * ldo, w + (size_t)o0 * ldw, bias ? bias[o0] : 0, src, K, 0, n1, relu);
+    /* the columns [n4, n1): fewer than 4 vectors */
+    if (n1 > n4) {
+        for (int o = 0; o < e6; o++) combine_row(out + (size_t)o * ldo, w + (size_t)o * ldw, bb[o], src, K, n4, n1, relu);
+        for (int o0 = e6; o0 < e4; o0 += OB) {
+            real *orow = out + (size_t)o0 * ldo;
+            const real *wrow = w + (size_t)o0 * ldw;
+            if (n2 > n4) combine_tile4(orow + n4, ldo, wrow, ldw, bb + o0, src, n4, K);
+            if (n1 > n2) combine_tile4x1(orow + n2, ldo, wrow, ldw, bb + o0, src, n2, K);
+            if (relu)
+                for (int j = 0; j < OB; j++) relu_span(orow + j * ldo + n4, (int)(n1 - n4));
+        }
+        for (int o = e4; o < O; o++) combine_row(out + (size_t)o * ldo, w + (size_t)o * ldw, bb[o], src, K, n4, n1, relu);
+    }
     if (n1 < n) {
         combine_tail(out, ldo, O, w, ldw, bias, src, K, n1, n);
         if (relu) for (int o = 0; o < O; o++) relu_span(out + (size_t)o * ldo + n1, (int)(n - n1));
