@@ -155,14 +155,23 @@ static void step_forward(const cglow_model *m, const block_info *b, int k, real 
     const size_t chw = (size_t)C * HW * gb, off = (size_t)g0 * C * HW;
     real *x = h + off, *y = t + off;
     const real *cg = c + (size_t)g0 * Pc;
-    real *st = tape ? step_tape(m, b, tape, G, k, g0) : NULL;
-    if (st) memcpy(st, x, sizeof(real) * chw);
+    if (tape) {
+        /* each layer writes its output into the tape: the step's input (put there by the previous
+         * step's coupling; copied for the first step), after the invertible conv, after the
+         * injector; the coupling writes the next step's input (the block's output into h) */
+        real *st = step_tape(m, b, tape, G, k, g0);
+        if (k == 0) memcpy(st, x, sizeof(real) * chw);
+        const double lc = invconv_fwd(st + chw, st, m->wfwd + s->wc, P, s, C, HW, gb, ws);
+        for (int g = 0; g < gb; g++) ld[g0 + g] += lc;
+        injector_apply_fwd(st + 2 * chw, st + chw, net, b, g0, gb, ld + g0);
+        real *next = k + 1 < m->cfg.steps ? step_tape(m, b, tape, G, k + 1, g0) : x;
+        coupling_fwd(next, st + 2 * chw, cg, P, s, m, b, gb, st + 3 * chw, ws, ld + g0);
+        return;
+    }
     const double lc = invconv_fwd(y, x, m->wfwd + s->wc, P, s, C, HW, gb, ws);
     for (int g = 0; g < gb; g++) ld[g0 + g] += lc;
-    if (st) memcpy(st + chw, y, sizeof(real) * chw);
     injector_apply_fwd(x, y, net, b, g0, gb, ld + g0);
-    if (st) memcpy(st + 2 * chw, x, sizeof(real) * chw);
-    coupling_fwd(x, x, cg, P, s, m, b, gb, st ? st + 3 * chw : NULL, ws, ld + g0);   /* in place */
+    coupling_fwd(x, x, cg, P, s, m, b, gb, NULL, ws, ld + g0);   /* in place */
 }
 
 /* log p(x|c) of G maps (x: (G, dim)); z (may be NULL) receives the latents (G, dim); tape (may
@@ -348,15 +357,16 @@ int flow_loss_grad(cglow_model *m, flow_work *w, const real *x, const real *c, i
         }
     }
     /* Sum the threads' accumulators in a fixed order (reproducible for a thread count). */
+    /* parameters' part straight into grads, the dW part into thread 0's accumulator */
     real *total = bufs_of(m, w, 0).acc;
-    const size_t A = w->acc_size;
+    const size_t A = w->acc_size, NP = m->nparams;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (size_t i = 0; i < A; i++) {
         real s = total[i];
         for (int t = 1; t < nt; t++) s += w->mem[(size_t)t * w->per_thread + (total - w->mem) + i];
-        total[i] = s;
+        if (i < NP) grads[i] = s;
+        else total[i] = s;
     }
-    memcpy(grads, total, sizeof(real) * m->nparams);
     const int K = m->cfg.steps, nsteps = m->nblocks * K;
 #pragma omp parallel for schedule(dynamic) num_threads(nt)
     for (int i = 0; i < nsteps; i++) {   /* each step writes only its own tensors */
