@@ -42,6 +42,9 @@ size_t k_plane_map_bound(int H, int W);
 /* planes (C, PL) from in: map g's channel c at in + g * map_stride + c * H * W; border = pad. */
 void k_to_planes(real *planes, const real *in, int C, int H, int W, int G, size_t map_stride, real pad);
 void k_plane_border(real *planes, int C, int H, int W, int G, real pad);
+/* dy = dy where y > 0, else 0, on planes, and 0 on their border (ReLU's backward and the border
+ * reset of a gradient plane in one pass). */
+void k_relu_bwd_planes(real *dy, const real *y, int C, int H, int W, int G);
 /* Scratch of the plane convolutions (weights flipped or reduced to the centre tap). */
 size_t k_conv_planes_scratch(int Cin, int Cout, int H, int W, int G);
 /* out planes (Cout) = conv3x3(in planes (Cin), border as set) + b, then max(., 0) when relu;

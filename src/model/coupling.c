@@ -432,12 +432,10 @@ void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real gl,
     k_plane_border(w.dout, C, H, W, G, 0);
     k_conv3x3_planes_bwd(w.dh2, grads + s->cp_zw, grads + s->cp_zb, w.dout, h2, params + s->cp_zw, Hd, C, H, W, G, 1,
                          w.kscr);
-    k_relu_bwd(w.dh2, h2, Hd * w.PL);
-    k_plane_border(w.dh2, Hd, H, W, G, 0);
+    k_relu_bwd_planes(w.dh2, h2, Hd, H, W, G);
     k_conv1x1_planes_bwd(w.dh1, grads + s->cp_w2, grads + s->cp_b2, w.dh2, h1, params + s->cp_w2, Hd, Hd, H, W, G,
                          w.kscr);
-    k_relu_bwd(w.dh1, h1, Hd * w.PL);
-    k_plane_border(w.dh1, Hd, H, W, G, 0);
+    k_relu_bwd_planes(w.dh1, h1, Hd, H, W, G);
     const int cin = conv1_input(&w, x, c, m, b, G);
     if (cin > Cx)   /* the condition channels are inputs: conv1's whole weight at once */
         k_conv3x3_planes_bwd(w.din, grads + s->cp_w1, grads + s->cp_b1, w.dh1, w.xa, params + s->cp_w1, cin, Hd, H, W,

@@ -289,12 +289,63 @@ static inline void apply_row_bwd(real *dx, const real *dy, const real *x, const 
     dl[2] += sl;
 }
 
+/* Backward of one map's C channels, both sides over 5: dx = dy e; the bias and log-scale gradients
+ * summed per border class. Rows are summed into their row class first (whole rows, vectorised),
+ * then each class row is split into the column classes; d log_scale = e * sum(dy x) per class. */
+static void bwd_classes(real *dx, const real *dy, const real *x, const real *e, real *db, real *dl, int C, int H,
+                        int W, real gl)
+{
+    real sb[5 * W], sx[5 * W];
+    for (int ch = 0; ch < C; ch++) {
+        const real *ec = e + (size_t)ch * 25;
+        real *dbc = db + (size_t)ch * 25, *dlc = dl + (size_t)ch * 25;
+        memset(sb, 0, sizeof sb);
+        memset(sx, 0, sizeof sx);
+        for (int r = 0; r < H; r++) {
+            const int rc = red_index(r, H);
+            const size_t row = ((size_t)ch * H + r) * W;
+            const real *dyr = dy + row, *xr = x + row, *er = ec + rc * 5;
+            real *dxr = dx + row, *b = sb + rc * W, *l = sx + rc * W;
+            const real ei = er[2];
+#pragma omp simd
+            for (int j = 0; j < W; j++) {
+                dxr[j] = dyr[j] * ei;
+                b[j] += dyr[j];
+                l[j] += dyr[j] * xr[j];
+            }
+            dxr[0] = dyr[0] * er[0];
+            dxr[1] = dyr[1] * er[1];
+            dxr[W - 2] = dyr[W - 2] * er[3];
+            dxr[W - 1] = dyr[W - 1] * er[4];
+        }
+        for (int rc = 0; rc < 5; rc++) {
+            const real *b = sb + rc * W, *l = sx + rc * W;
+            real bm = 0, lm = 0;
+#pragma omp simd reduction(+ : bm, lm)
+            for (int j = 2; j < W - 2; j++) { bm += b[j]; lm += l[j]; }
+            const real bs[5] = {b[0], b[1], bm, b[W - 2], b[W - 1]}, ls[5] = {l[0], l[1], lm, l[W - 2], l[W - 1]};
+            for (int cc = 0; cc < 5; cc++) {
+                dbc[rc * 5 + cc] += bs[cc];
+                dlc[rc * 5 + cc] += ec[rc * 5 + cc] * ls[cc];
+            }
+        }
+        /* logdet = sum of log_scale over all pixels; the clamp is straight-through */
+        for (int ri = 0; ri < 5; ri++)
+            for (int rj = 0; rj < 5; rj++) dlc[ri * 5 + rj] += gl * (real)(red_count(ri, H) * red_count(rj, W));
+    }
+}
+
 void injector_apply_bwd(real *dx, const real *dy, const real *x, real gl, inj_net *w, const block_info *b, int g0, int gb)
 {
     const int C = b->C, H = b->H, W = b->W, R = w->R;
     for (int gi = 0; gi < gb; gi++) {
         const int g = g0 + gi;
         real *dbias = w->dout + (size_t)g * 2 * C * R, *dls = dbias + (size_t)C * R;
+        if (H > 5 && W > 5) {
+            bwd_classes(dx + (size_t)gi * C * H * W, dy + (size_t)gi * C * H * W, x + (size_t)gi * C * H * W,
+                        w->e + (size_t)g * C * R, dbias, dls, C, H, W, gl);
+            continue;
+        }
         for (int ch = 0; ch < C; ch++) {
             for (int i = 0; i < H; i++) {
                 const int ri = red_index(i, H);
@@ -344,13 +395,10 @@ void injector_net_bwd(real *grads, inj_net *w, const real *params, const step_of
     k_plane_border(w->doutP, 2 * C, rh, rw, G, 0);
     k_conv3x3_planes_bwd(w->da2, grads + s->inj_zw, grads + s->inj_zb, w->doutP, w->a2, params + s->inj_zw, Hd, 2 * C,
                          rh, rw, G, 1, w->kscr);
-    const size_t PL = k_plane_size(rh, rw, G);
-    k_relu_bwd(w->da2, w->a2, Hd * PL);
-    k_plane_border(w->da2, Hd, rh, rw, G, 0);
+    k_relu_bwd_planes(w->da2, w->a2, Hd, rh, rw, G);
     k_conv1x1_planes_bwd(w->da1, grads + s->inj_w2, grads + s->inj_b2, w->da2, w->a1, params + s->inj_w2, Hd, Hd, rh,
                          rw, G, w->kscr);
-    k_relu_bwd(w->da1, w->a1, Hd * PL);
-    k_plane_border(w->da1, Hd, rh, rw, G, 0);
+    k_relu_bwd_planes(w->da1, w->a1, Hd, rh, rw, G);
     k_conv3x3_planes_bwd(NULL, grads + s->inj_w1, grads + s->inj_b1, w->da1, w->cmap, params + s->inj_w1, P, Hd, rh,
                          rw, G, 0, w->kscr);
 }

@@ -377,6 +377,27 @@ void k_plane_border(real *planes, int C, int H, int W, int G, real pad)
     }
 }
 
+void k_relu_bwd_planes(real *dy, const real *y, int C, int H, int W, int G)
+{
+    const plane_geom q = geom(H, W, G);
+    if (q.PL > 16384) {   /* (a mask too large for the stack) two passes */
+        k_relu_bwd(dy, y, (size_t)C * q.PL);
+        k_plane_border(dy, C, H, W, G, 0);
+        return;
+    }
+    real keep[q.PL];   /* 1 at the pixels, 0 on the border and the slack */
+    memset(keep, 0, sizeof keep);
+    for (int g = 0; g < G; g++)
+        for (int r = 0; r < H; r++)
+            for (int x = 0; x < W; x++) keep[q.org + (size_t)g * q.MP + (size_t)r * q.Wp + x] = 1;
+    for (int c = 0; c < C; c++) {
+        real *d = dy + (size_t)c * q.PL;
+        const real *v = y + (size_t)c * q.PL;
+#pragma omp simd
+        for (size_t i = 0; i < q.PL; i++) d[i] = v[i] > 0 && keep[i] != 0 ? d[i] : 0;
+    }
+}
+
 void k_to_planes(real *planes, const real *in, int C, int H, int W, int G, size_t map_stride, real pad)
 {
     const plane_geom q = geom(H, W, G);
