@@ -201,16 +201,23 @@ static void cond_weight_grad(real *gw1, real *dh1, const real *c, const cglow_mo
                              const cp_ws *w)
 {
     const int H = b->H, W = b->W, Cx = b->C / 2, P = m->cfg.cond_features, cin = Cx + P, Hd = m->cfg.hidden;
+    real rows[4 * W];   /* dh1's rows summed by row flags (vectorised whole rows), then split by columns */
     for (int o = 0; o < Hd; o++) {
         double S[CGLOW_MAX_COND][16];
         memset(S, 0, sizeof S);
         for (int g = 0; g < G; g++) {
-            double sg[16] = {0};
+            memset(rows, 0, sizeof rows);
             for (int y = 0; y < H; y++) {
-                const int rf = edge_flags(y, H);
                 const real *r = prow(dh1, w, o, g, y);
+                real *acc = rows + edge_flags(y, H) * W;
+#pragma omp simd
+                for (int x2 = 0; x2 < W; x2++) acc[x2] += r[x2];
+            }
+            double sg[16] = {0};
+            for (int rf = 0; rf < 4; rf++) {
+                const real *r = rows + rf * W;
                 if (W == 1) { sg[rf * 4 + 3] += r[0]; continue; }
-                real mid = 0;   /* one row in float, vectorised; rows and maps add up in double */
+                real mid = 0;
 #pragma omp simd reduction(+ : mid)
                 for (int x2 = 1; x2 < W - 1; x2++) mid += r[x2];
                 sg[rf * 4 + 1] += r[0];
