@@ -137,14 +137,22 @@ void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_
 /* Sum of map g's clamped log-scales over the full map. */
 static double net_logdet(const inj_net *w, const block_info *b, int g)
 {
+    const real *ls = w->o + ((size_t)g * 2 * b->C + b->C) * w->R;
+    if (w->R == 1) {   /* 1x1 maps: one pixel per channel */
+        real acc = 0;
+#pragma omp simd reduction(+ : acc)
+        for (int ch = 0; ch < b->C; ch++) acc += clamp_r(ls[ch], (real)INJ_LS_MIN, (real)INJ_LS_MAX);
+        return acc;
+    }
     real cnt[25];   /* pixels of each border class */
     for (int ri = 0; ri < w->rh; ri++)
         for (int rj = 0; rj < w->rw; rj++) cnt[ri * w->rw + rj] = (real)(red_count(ri, b->H) * red_count(rj, b->W));
     double sum = 0;
-    const real *ls = w->o + ((size_t)g * 2 * b->C + b->C) * w->R;
     for (int ch = 0; ch < b->C; ch++) {
+        const real *l = ls + (size_t)ch * w->R;
         real acc = 0;
-        for (int r = 0; r < w->R; r++) acc += clamp_r(ls[ch * w->R + r], (real)INJ_LS_MIN, (real)INJ_LS_MAX) * cnt[r];
+#pragma omp simd reduction(+ : acc)
+        for (int r = 0; r < w->R; r++) acc += clamp_r(l[r], (real)INJ_LS_MIN, (real)INJ_LS_MAX) * cnt[r];
         sum += acc;
     }
     return sum;
