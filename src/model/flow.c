@@ -55,7 +55,8 @@ static size_t layer_scratch(const cglow_model *m, int cap)
     for (int bi = 0; bi < m->nblocks; bi++) {
         const block_info *b = &m->blocks[bi];
         const int G = block_group(b, cap), HW = b->H * b->W;
-        size_t s[3] = {coupling_scratch_size(m, b, G), prior_scratch_size(m, b), k_conv1x1_scratch(b->C, b->C, HW, G)};
+        size_t s[3] = {coupling_scratch_size(m, b, G), prior_group_scratch_size(m, b, cap),
+                       k_conv1x1_scratch(b->C, b->C, HW, G)};
         for (int i = 0; i < 3; i++) if (s[i] > mx) mx = s[i];
     }
     return mx;
@@ -215,11 +216,10 @@ static void group_forward(const cglow_model *m, const real *x, const real *c, in
             for (int g0 = 0; g0 < G; g0 += gb) step_forward(m, b, k, h, t, c, g0, gb, G, tape, tb->ws, &net, ld);
         }
         if (tape) memcpy(tape + b->tape_off * G + (size_t)m->cfg.steps * step_tape_size(m, b) * G, h, sizeof(real) * chw * G);
-        for (int g = 0; g < G; g++) {
-            const real *zb = h + g * chw + (b->final ? 0 : chw / 2);
-            ld[g] += prior_logp(zb, c + (size_t)g * m->cfg.cond_features, m->params, m, b, tb->ws);
-            if (z) memcpy(z + (size_t)g * m->dim + b->zoff, zb, sizeof(real) * b->zdim);
-        }
+        const size_t zo = b->final ? 0 : chw / 2;
+        prior_logp_group(ld, h + zo, chw, c, G, m->params, m, b, tb->ws);
+        if (z)
+            for (int g = 0; g < G; g++) memcpy(z + (size_t)g * m->dim + b->zoff, h + g * chw + zo, sizeof(real) * b->zdim);
         if (!b->final)   /* keep the continuing halves, packed (G, C/2, HW) */
             for (int g = 1; g < G; g++) memmove(h + g * chw / 2, h + g * chw, sizeof(real) * chw / 2);
         Cin = C / 2; Hin = b->H; Win = b->W;
@@ -241,10 +241,8 @@ static void group_backward(const cglow_model *m, const real *c, const real *tape
         const real *out = tape + b->tape_off * G + (size_t)m->cfg.steps * sts * G;
         if (!b->final)   /* unpack the continuing halves' gradients, (G, C/2, HW) -> (G, C, HW) */
             for (int g = G - 1; g >= 1; g--) memmove(dh + g * chw, dh + g * chw / 2, sizeof(real) * chw / 2);
-        for (int g = 0; g < G; g++) {
-            const size_t zo = b->final ? 0 : chw / 2;
-            prior_bwd(dh + g * chw + zo, tb->acc, out + g * chw + zo, gl, c + (size_t)g * Pc, P, m, b, tb->ws);
-        }
+        const size_t zo = b->final ? 0 : chw / 2;
+        prior_bwd_group(dh + zo, chw, tb->acc, out + zo, chw, gl, c, G, P, m, b, tb->ws);
         inj_net net;
         for (int k = m->cfg.steps - 1; k >= 0; k--) {
             const step_offsets *s = &b->steps[k];

@@ -172,6 +172,13 @@ void prior_mean_logvar(real *mean, real *logvar, const real *c, const real *para
                        const block_info *b, real *ws);
 void prior_bwd(real *dz, real *grads, const real *z, real g, const real *c, const real *params,
                const cglow_model *m, const block_info *b, real *ws);
+/* The same for G maps (latent g at z + g * zs, its gradient at dz + g * dzs; conditions (G, P)):
+ * logp[g] += log p(z_g | c_g). ws: prior_group_scratch_size(G). */
+size_t prior_group_scratch_size(const cglow_model *m, const block_info *b, int G);
+void prior_logp_group(double *logp, const real *z, size_t zs, const real *c, int G, const real *params,
+                      const cglow_model *m, const block_info *b, real *ws);
+void prior_bwd_group(real *dz, size_t dzs, real *grads, const real *z, size_t zs, real g, const real *c, int G,
+                     const real *params, const cglow_model *m, const block_info *b, real *ws);
 
 /* flow.c: batches (OpenMP over maps). */
 typedef struct flow_work flow_work;

@@ -1,6 +1,8 @@
 /* Gaussian priors of the latents (model.md 2.3).
  * conditional: mean and logvar are MLPs of the scaled condition (P -> Hc -> Hc -> D), logvar
- *   clamped to [-3, 5] straight-through; learned: free tensors of the latent's shape. */
+ *   clamped to [-3, 5] straight-through; learned: free tensors of the latent's shape.
+ * A group of G maps goes through at once: the MLPs' last layers (Hc -> D, D up to the latent's
+ * 2,048 values) are one GEMM each for the group, not G matrix-vector products of width Hc = 8. */
 #include "model/model.h"
 #include <string.h>
 
@@ -8,92 +10,172 @@
 #define LOGVAR_MAX 5.0
 #define LOG_2PI 1.8378770664093453
 
-size_t prior_scratch_size(const cglow_model *m, const block_info *b)
+/* mean, logvar, dmean, dlogvar (G x D each); each MLP's two hidden layers and their gradients */
+size_t prior_group_scratch_size(const cglow_model *m, const block_info *b, int G)
 {
-    /* mean, logvar (D each), dmean, dlogvar (D each), MLP activations and their grads */
-    return 4 * b->zdim + 8 * (size_t)m->cfg.prior_hidden;
+    return (size_t)G * (4 * b->zdim + 16 * (size_t)m->cfg.prior_hidden);
+}
+size_t prior_scratch_size(const cglow_model *m, const block_info *b) { return prior_group_scratch_size(m, b, 1); }
+
+typedef struct { real *mean, *logvar, *dmean, *dlogvar, *a, *da; } prior_ws;
+
+/* a: per MLP (mean, logvar) and map, a1 then a2 (Hc each): a[((k * G + g) * 2 + l) * Hc] */
+static prior_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
+{
+    const size_t D = b->zdim, Hc = m->cfg.prior_hidden;
+    prior_ws w;
+    w.mean = ws; ws += G * D;
+    w.logvar = ws; ws += G * D;
+    w.dmean = ws; ws += G * D;
+    w.dlogvar = ws; ws += G * D;
+    w.a = ws; ws += 4 * G * Hc;
+    w.da = ws;
+    return w;
+}
+static inline real *act(const prior_ws *w, int Hc, int G, int k, int g, int l)
+{
+    return w->a + ((size_t)((k * G + g) * 2 + l)) * Hc;
+}
+static inline real *dact(const prior_ws *w, int Hc, int G, int k, int g, int l)
+{
+    return w->da + ((size_t)((k * G + g) * 2 + l)) * Hc;
 }
 
-/* a1 = relu(fc1 c), a2 = relu(fc2 a1), out = fc3 a2 */
-static void mlp_fwd(real *out, real *a1, real *a2, const real *c, const real *params, const mlp_offsets *o, int P,
-                    int Hc, int D)
+/* out (G x D) = the MLP of each map's condition: a1 = relu(fc1 c), a2 = relu(fc2 a1) per map,
+ * then fc3 for the group as one GEMM, out = A2 fc3^T + b3. */
+static void mlp_fwd(real *out, const prior_ws *w, int k, const real *c, const real *params, const mlp_offsets *o,
+                    int P, int Hc, int D, int G)
 {
-    k_linear_fwd(a1, c, params + o->w1, params + o->b1, Hc, P);
-    k_relu(a1, Hc);
-    k_linear_fwd(a2, a1, params + o->w2, params + o->b2, Hc, Hc);
-    k_relu(a2, Hc);
-    k_linear_fwd(out, a2, params + o->w3, params + o->b3, D, Hc);
+    for (int g = 0; g < G; g++) {
+        real *a1 = act(w, Hc, G, k, g, 0), *a2 = act(w, Hc, G, k, g, 1);
+        k_linear_fwd(a1, c + (size_t)g * P, params + o->w1, params + o->b1, Hc, P);
+        k_relu(a1, Hc);
+        k_linear_fwd(a2, a1, params + o->w2, params + o->b2, Hc, Hc);
+        k_relu(a2, Hc);
+    }
+    /* the group's a2 rows are 2 * Hc apart (a1, a2 interleaved) */
+    cblas_xgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G, D, Hc, 1, act(w, Hc, G, k, 0, 1), 2 * Hc,
+                params + o->w3, Hc, 0, out, D);
+    const real *b3 = params + o->b3;
+    for (int g = 0; g < G; g++) {
+        real *r = out + (size_t)g * D;
+#pragma omp simd
+        for (int i = 0; i < D; i++) r[i] += b3[i];
+    }
 }
 
-static void mlp_bwd(real *grads, const real *dout, const real *a1, const real *a2, real *da1, real *da2,
-                    const real *c, const real *params, const mlp_offsets *o, int P, int Hc, int D)
+/* Back through mlp_fwd: dout (G x D) -> parameter gradients (fc3 as GEMMs over the group). */
+static void mlp_bwd(real *grads, const real *dout, const prior_ws *w, int k, const real *c, const real *params,
+                    const mlp_offsets *o, int P, int Hc, int D, int G)
 {
-    k_linear_bwd(da2, grads + o->w3, grads + o->b3, dout, a2, params + o->w3, D, Hc);
-    k_relu_bwd(da2, a2, Hc);
-    k_linear_bwd(da1, grads + o->w2, grads + o->b2, da2, a1, params + o->w2, Hc, Hc);
-    k_relu_bwd(da1, a1, Hc);
-    k_linear_bwd(NULL, grads + o->w1, grads + o->b1, da1, c, params + o->w1, Hc, P);
+    /* d fc3 (D x Hc) += dout^T A2; d b3 += column sums of dout; dA2 = dout fc3 */
+    cblas_xgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, Hc, G, 1, dout, D, act(w, Hc, G, k, 0, 1), 2 * Hc, 1,
+                grads + o->w3, Hc);
+    real *db3 = grads + o->b3;
+    for (int g = 0; g < G; g++) {
+        const real *r = dout + (size_t)g * D;
+#pragma omp simd
+        for (int i = 0; i < D; i++) db3[i] += r[i];
+    }
+    cblas_xgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, Hc, D, 1, dout, D, params + o->w3, Hc, 0,
+                dact(w, Hc, G, k, 0, 1), 2 * Hc);
+    for (int g = 0; g < G; g++) {
+        real *a1 = act(w, Hc, G, k, g, 0), *a2 = act(w, Hc, G, k, g, 1);
+        real *da1 = dact(w, Hc, G, k, g, 0), *da2 = dact(w, Hc, G, k, g, 1);
+        k_relu_bwd(da2, a2, Hc);
+        k_linear_bwd(da1, grads + o->w2, grads + o->b2, da2, a1, params + o->w2, Hc, Hc);
+        k_relu_bwd(da1, a1, Hc);
+        k_linear_bwd(NULL, grads + o->w1, grads + o->b1, da1, c + (size_t)g * P, params + o->w1, Hc, P);
+    }
 }
 
-/* mean and logvar (logvar clamped for the conditional prior); acts: 4*Hc activations. */
-static void mean_logvar(real *mean, real *logvar, real *acts, const real *c, const real *params,
-                        const cglow_model *m, const block_info *b)
+/* mean and logvar of the G maps (G x D each; logvar clamped for the conditional prior) */
+static void mean_logvar(const prior_ws *w, const real *c, const real *params, const cglow_model *m,
+                        const block_info *b, int G)
 {
     const int D = (int)b->zdim, P = m->cfg.cond_features, Hc = m->cfg.prior_hidden;
     if (m->cfg.prior == CGLOW_PRIOR_LEARNED) {
-        memcpy(mean, params + b->learned_mean, sizeof(real) * D);
-        memcpy(logvar, params + b->learned_logvar, sizeof(real) * D);
+        for (int g = 0; g < G; g++) {
+            memcpy(w->mean + (size_t)g * D, params + b->learned_mean, sizeof(real) * D);
+            memcpy(w->logvar + (size_t)g * D, params + b->learned_logvar, sizeof(real) * D);
+        }
         return;
     }
-    mlp_fwd(mean, acts, acts + Hc, c, params, &b->prior_mean, P, Hc, D);
-    mlp_fwd(logvar, acts + 2 * Hc, acts + 3 * Hc, c, params, &b->prior_logvar, P, Hc, D);
-    for (int i = 0; i < D; i++) logvar[i] = clamp_r(logvar[i], LOGVAR_MIN, LOGVAR_MAX);
+    mlp_fwd(w->mean, w, 0, c, params, &b->prior_mean, P, Hc, D, G);
+    mlp_fwd(w->logvar, w, 1, c, params, &b->prior_logvar, P, Hc, D, G);
+    for (size_t i = 0; i < (size_t)G * D; i++) w->logvar[i] = clamp_r(w->logvar[i], LOGVAR_MIN, LOGVAR_MAX);
 }
 
 void prior_mean_logvar(real *mean, real *logvar, const real *c, const real *params, const cglow_model *m,
                        const block_info *b, real *ws)
 {
-    mean_logvar(mean, logvar, ws, c, params, m, b);
+    prior_ws w = carve(m, b, 1, ws);
+    mean_logvar(&w, c, params, m, b, 1);
+    memcpy(mean, w.mean, sizeof(real) * b->zdim);
+    memcpy(logvar, w.logvar, sizeof(real) * b->zdim);
+}
+
+void prior_logp_group(double *logp, const real *z, size_t zs, const real *c, int G, const real *params,
+                      const cglow_model *m, const block_info *b, real *ws)
+{
+    const size_t D = b->zdim;
+    prior_ws w = carve(m, b, G, ws);
+    mean_logvar(&w, c, params, m, b, G);
+    for (int g = 0; g < G; g++) {
+        const real *zg = z + (size_t)g * zs, *mean = w.mean + (size_t)g * D, *logvar = w.logvar + (size_t)g * D;
+        /* in the engine's precision, vectorised (exp_r), summed in double */
+        double quad = 0, sumlv = 0;
+#pragma omp simd reduction(+ : quad, sumlv)
+        for (size_t i = 0; i < D; i++) {
+            const real d = zg[i] - mean[i];
+            quad += (double)(d * d * exp_r(-logvar[i]));
+            sumlv += (double)logvar[i];
+        }
+        logp[g] += -0.5 * quad - 0.5 * (double)D * LOG_2PI - 0.5 * sumlv;
+    }
 }
 
 double prior_logp(const real *z, const real *c, const real *params, const cglow_model *m, const block_info *b,
                   real *ws)
 {
+    double lp = 0;
+    prior_logp_group(&lp, z, 0, c, 1, params, m, b, ws);
+    return lp;
+}
+
+void prior_bwd_group(real *dz, size_t dzs, real *grads, const real *z, size_t zs, real g, const real *c, int G,
+                     const real *params, const cglow_model *m, const block_info *b, real *ws)
+{
     const size_t D = b->zdim;
-    real *mean = ws, *logvar = ws + D, *acts = ws + 4 * D;
-    mean_logvar(mean, logvar, acts, c, params, m, b);
-    /* in the engine's precision, vectorised (exp_r), summed in double */
-    double quad = 0, sumlv = 0;
-#pragma omp simd reduction(+ : quad, sumlv)
-    for (size_t i = 0; i < D; i++) {
-        const real d = z[i] - mean[i];
-        quad += (double)(d * d * exp_r(-logvar[i]));
-        sumlv += (double)logvar[i];
+    const int P = m->cfg.cond_features, Hc = m->cfg.prior_hidden;
+    prior_ws w = carve(m, b, G, ws);
+    mean_logvar(&w, c, params, m, b, G);
+    for (int k = 0; k < G; k++) {
+        const real *zk = z + (size_t)k * zs, *mean = w.mean + (size_t)k * D, *logvar = w.logvar + (size_t)k * D;
+        real *dzk = dz + (size_t)k * dzs, *dmean = w.dmean + (size_t)k * D, *dlogvar = w.dlogvar + (size_t)k * D;
+#pragma omp simd
+        for (size_t i = 0; i < D; i++) {
+            const real iv = exp_r(-logvar[i]), d = zk[i] - mean[i];
+            dzk[i] = -g * d * iv;
+            dmean[i] = g * d * iv;
+            dlogvar[i] = g * ((real)0.5 * d * d * iv - (real)0.5);   /* clamp is straight-through */
+        }
     }
-    return -0.5 * quad - 0.5 * (double)D * LOG_2PI - 0.5 * sumlv;
+    if (m->cfg.prior == CGLOW_PRIOR_LEARNED) {
+        real *gm = grads + b->learned_mean, *gv = grads + b->learned_logvar;
+        for (int k = 0; k < G; k++)
+            for (size_t i = 0; i < D; i++) {
+                gm[i] += w.dmean[(size_t)k * D + i];
+                gv[i] += w.dlogvar[(size_t)k * D + i];
+            }
+        return;
+    }
+    mlp_bwd(grads, w.dmean, &w, 0, c, params, &b->prior_mean, P, Hc, (int)D, G);
+    mlp_bwd(grads, w.dlogvar, &w, 1, c, params, &b->prior_logvar, P, Hc, (int)D, G);
 }
 
 void prior_bwd(real *dz, real *grads, const real *z, real g, const real *c, const real *params,
                const cglow_model *m, const block_info *b, real *ws)
 {
-    const size_t D = b->zdim;
-    const int P = m->cfg.cond_features, Hc = m->cfg.prior_hidden;
-    real *mean = ws, *logvar = ws + D, *dmean = ws + 2 * D, *dlogvar = ws + 3 * D, *acts = ws + 4 * D;
-    real *dacts = acts + 4 * Hc;
-    mean_logvar(mean, logvar, acts, c, params, m, b);
-#pragma omp simd
-    for (size_t i = 0; i < D; i++) {
-        const real iv = exp_r(-logvar[i]), d = z[i] - mean[i];
-        dz[i] = -g * d * iv;
-        dmean[i] = g * d * iv;
-        dlogvar[i] = g * ((real)0.5 * d * d * iv - (real)0.5);   /* clamp is straight-through */
-    }
-    if (m->cfg.prior == CGLOW_PRIOR_LEARNED) {
-        real *gm = grads + b->learned_mean, *gv = grads + b->learned_logvar;
-        for (size_t i = 0; i < D; i++) { gm[i] += dmean[i]; gv[i] += dlogvar[i]; }
-        return;
-    }
-    mlp_bwd(grads, dmean, acts, acts + Hc, dacts, dacts + Hc, c, params, &b->prior_mean, P, Hc, (int)D);
-    mlp_bwd(grads, dlogvar, acts + 2 * Hc, acts + 3 * Hc, dacts, dacts + Hc, c, params, &b->prior_logvar, P, Hc,
-            (int)D);
+    prior_bwd_group(dz, 0, grads, z, 0, g, c, 1, params, m, b, ws);
 }
