@@ -548,10 +548,14 @@ void k_conv3x3_planes_bwd(real *din, real *dw, real *db, const real *dout, const
             if (pad != 0)
 #pragma omp simd reduction(+ : sd)
                 for (size_t i = 0; i < q.n; i++) sd += dout[(size_t)o * q.PL + i];
-            for (int ci = 0; ci < Cin; ci++) {
-                real *k = dw + ((size_t)o * Cin + ci) * 9;
-                for (int t = 0; t < 9; t++) k[t] += t == 4 ? gc[(size_t)o * Cin + ci] : pad * sd;
-            }
+            /* the 8 outer taps of every input channel see the pad: pad * sd each (one contiguous
+             * pass over the row's Cin * 9 taps); the centre tap sees the pixel */
+            real *k = dw + (size_t)o * Cin * 9;
+            const real ps = pad * sd;
+            if (ps != 0)
+#pragma omp simd
+                for (int i = 0; i < Cin * 9; i++) k[i] += ps;
+            for (int ci = 0; ci < Cin; ci++) k[ci * 9 + 4] += gc[(size_t)o * Cin + ci] - ps;
         }
         if (!din) return;
         for (int ci = 0; ci < Cin; ci++)
