@@ -26,7 +26,7 @@ static void whole_model_grad(cglow_prior_kind prior)
     flow_work *w = flow_work_create(m, n, 1);
     real *g = malloc(sizeof(real) * m->nparams), *g2 = malloc(sizeof(real) * m->nparams);
     double loss;
-    flow_loss_grad(m, w, x, c, n, &loss, NULL, g);
+    flow_loss_grad(m, w, x, c, n, &loss, NULL, g, NULL);
     double worst = 0;
     const char *worst_name = "";
     double worst_fd = 0, worst_an = 0;
@@ -44,9 +44,9 @@ static void whole_model_grad(cglow_prior_kind prior)
             for (int hi = 0; hi < 2; hi++) {
                 double lp, lm;
                 *p = old + hs[hi]; model_params_changed(m);
-                flow_loss_grad(m, w, x, c, n, &lp, NULL, g2);
+                flow_loss_grad(m, w, x, c, n, &lp, NULL, g2, NULL);
                 *p = old - hs[hi]; model_params_changed(m);
-                flow_loss_grad(m, w, x, c, n, &lm, NULL, g2);
+                flow_loss_grad(m, w, x, c, n, &lm, NULL, g2, NULL);
                 double d = (lp - lm) / (2 * hs[hi]);
                 if (fabs(d - an) < best) { best = fabs(d - an); fd = d; }
             }

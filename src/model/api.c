@@ -103,6 +103,7 @@ int cglow_sample(cglow_model *m, const float *c, int n, float temperature, uint6
     int rc = check_cond(m, c, n);
     if (!rc) rc = model_sync_host(m);   /* the priors below run on the host */
     if (rc) return rc;
+    model_update_prep(m);   /* the priors read prepared weights */
     const size_t D = m->dim, P = m->cfg.cond_features;
     float *z = malloc(sizeof(float) * n * D);
     size_t ws_size = 0;

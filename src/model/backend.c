@@ -1,7 +1,6 @@
 /* The device choice and the CPU backend: flow.c's passes and the trainer's Adam loop, unchanged,
  * behind the flow_backend table (backend.h). */
 #include "model/backend.h"
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,27 +81,8 @@ static int cpu_train_create(cglow_model *m, int max_batch, void **st)
 static int cpu_loss_grad(cglow_model *m, void *st, const real *x, const real *c, int n, double *loss, double *sumsq)
 {
     cpu_train *t = st;
-    int rc = flow_loss_grad(m, t->work, x, c, n, loss, NULL, t->grads);
-    if (rc) return rc;
-    /* per-thread partial sums added in thread order: the same result on every run */
-    const int nt = cglow_get_threads();
-    double part[nt];
-    const size_t N = m->nparams;
-    for (int i = 0; i < nt; i++) part[i] = 0;
-#pragma omp parallel num_threads(nt)
-    {
-        const int tid = omp_get_thread_num();
-        const size_t per = (N + (size_t)omp_get_num_threads() - 1) / (size_t)omp_get_num_threads();
-        const size_t i0 = (size_t)tid * per < N ? (size_t)tid * per : N, i1 = i0 + per < N ? i0 + per : N;
-        double sq = 0;
-#pragma omp simd reduction(+ : sq)
-        for (size_t i = i0; i < i1; i++) sq += (double)t->grads[i] * t->grads[i];
-        part[tid] = sq;
-    }
-    double sq = 0;
-    for (int i = 0; i < nt; i++) sq += part[i];
-    *sumsq = sq;
-    return 0;
+    /* the sum of squares comes from flow_loss_grad's final pass over the gradient */
+    return flow_loss_grad(m, t->work, x, c, n, loss, NULL, t->grads, sumsq);
 }
 
 static int cpu_adam(cglow_model *m, void *st, double scale, double b1, double b2, double eps, double step_size,

@@ -62,6 +62,8 @@ static size_t layer_scratch(const cglow_model *m, int cap)
     return mx;
 }
 
+static thread_bufs bufs_of(const cglow_model *m, flow_work *w, int tid);
+
 flow_work *flow_work_create(const cglow_model *m, int max_batch, int with_tape)
 {
     (void)max_batch;
@@ -90,6 +92,8 @@ flow_work *flow_work_create(const cglow_model *m, int max_batch, int with_tape)
     w->per_thread = (w->per_thread + 15) & ~(size_t)15;   /* 64-byte aligned regions */
     w->mem = aligned_alloc(64, sizeof(real) * w->per_thread * w->nthreads);
     if (!w->mem) { free(w); return NULL; }
+    if (with_tape)   /* the accumulators start at zero; flow_loss_grad leaves them so */
+        for (int t = 0; t < w->nthreads; t++) memset(bufs_of(m, w, t).acc, 0, sizeof(real) * w->acc_size);
     return w;
 }
 
@@ -149,6 +153,7 @@ void model_update_prep(cglow_model *m)
         coupling_prepare(m, b, &b->steps[i % K]);
         injector_prepare(m, b, &b->steps[i % K]);
     }
+    for (int bi = 0; bi < m->nblocks; bi++) prior_prepare(m, &m->blocks[bi]);
     m->prep_version = m->params_version;
 }
 void model_update_winv(cglow_model *m) { update_weights(m, m->winv, &m->winv_version, 1); }
@@ -353,7 +358,7 @@ int flow_inverse(cglow_model *m, flow_work *w, const real *z, const real *c, int
 }
 
 int flow_loss_grad(cglow_model *m, flow_work *w, const real *x, const real *c, int n, double *loss,
-                   double *logp, real *grads)
+                   double *logp, real *grads, double *sumsq)
 {
     if (!w->acc_size) return cglow_set_error(CGLOW_EARG, "flow_loss_grad: work area has no tape");
     model_update_wfwd(m);
@@ -364,8 +369,7 @@ int flow_loss_grad(cglow_model *m, flow_work *w, const real *x, const real *c, i
     const int nt = w->nthreads;
 #pragma omp parallel num_threads(nt) reduction(+ : sum)
     {
-        thread_bufs tb = bufs_of(m, w, omp_get_thread_num());
-        memset(tb.acc, 0, sizeof(real) * w->acc_size);
+        thread_bufs tb = bufs_of(m, w, omp_get_thread_num());   /* its accumulators are zero */
         double lp[GROUP_MAX];
 #pragma omp for schedule(static)
         for (int gi = 0; gi < NG; gi++) {
@@ -379,24 +383,52 @@ int flow_loss_grad(cglow_model *m, flow_work *w, const real *x, const real *c, i
             group_backward(m, cg, tb.tape, G, gl, &tb);
         }
     }
-    /* Sum the threads' accumulators in a fixed order (reproducible for a thread count). */
-    /* parameters' part straight into grads, the dW part into thread 0's accumulator */
+    /* Sum the threads' accumulators in a fixed order (reproducible for a thread count), in one
+     * pass that also zeroes them for the next step and sums the squares of the gradient: the
+     * parameters' part straight into grads, the dW part into thread 0's accumulator. */
     real *total = bufs_of(m, w, 0).acc;
-    const size_t A = w->acc_size, NP = m->nparams;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (size_t i = 0; i < A; i++) {
-        real s = total[i];
-        for (int t = 1; t < nt; t++) s += w->mem[(size_t)t * w->per_thread + (total - w->mem) + i];
-        if (i < NP) grads[i] = s;
-        else total[i] = s;
+    const size_t A = w->acc_size, NP = m->nparams, at = (size_t)(total - w->mem);
+    double part[nt];
+#pragma omp parallel num_threads(nt)
+    {
+        double sq = 0;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < A; i++) {
+            real s = total[i];
+            for (int t = 1; t < nt; t++) {
+                real *a = w->mem + (size_t)t * w->per_thread + at + i;
+                s += *a;
+                *a = 0;
+            }
+            if (i < NP) {
+                grads[i] = s;
+                total[i] = 0;
+                sq += (double)s * s;
+            } else
+                total[i] = s;
+        }
+        part[omp_get_thread_num()] = sq;
     }
+    double sumsq_all = 0;
+    for (int t = 0; t < nt; t++) sumsq_all += part[t];
     const int K = m->cfg.steps, nsteps = m->nblocks * K;
+    double delta[nsteps];   /* each step's change to the sum of squares (its invertible conv's tensors) */
 #pragma omp parallel for schedule(dynamic) num_threads(nt)
     for (int i = 0; i < nsteps; i++) {   /* each step writes only its own tensors */
-        const int bi = i / K;
+        const int bi = i / K, C = m->blocks[bi].C;
         const step_offsets *s = &m->blocks[bi].steps[i % K];
-        invconv_weight_grad(grads, m->params, s, total + m->nparams + s->wc, m->blocks[bi].C);
+        const size_t off[3] = {s->lower, s->upper, s->log_s}, len[3] = {(size_t)C * C, (size_t)C * C, (size_t)C};
+        double before = 0, after = 0;
+        for (int j = 0; j < 3; j++)
+            for (size_t e = 0; e < len[j]; e++) before += (double)grads[off[j] + e] * grads[off[j] + e];
+        invconv_weight_grad(grads, m->params, s, total + NP + s->wc, C);
+        for (int j = 0; j < 3; j++)
+            for (size_t e = 0; e < len[j]; e++) after += (double)grads[off[j] + e] * grads[off[j] + e];
+        delta[i] = after - before;
     }
+    for (int i = 0; i < nsteps; i++) sumsq_all += delta[i];
+    memset(total + NP, 0, sizeof(real) * (A - NP));
+    if (sumsq) *sumsq = sumsq_all;
     /* perm and sign are fixed */
     for (int i = 0; i < m->ntensors; i++)
         if (!m->tensors[i].info.trainable) memset(grads + m->tensors[i].off, 0, sizeof(real) * m->tensors[i].info.size);

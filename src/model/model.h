@@ -34,6 +34,7 @@ typedef struct {
     step_offsets *steps;
     mlp_offsets prior_mean, prior_logvar;   /* conditional prior */
     size_t learned_mean, learned_logvar;     /* learned prior */
+    size_t prep_w3t[2];   /* conditional prior: the mean's and logvar's fc3 weights transposed (Hc x D), in prep */
     size_t tape_off;      /* this block's start in a map's tape */
 } block_info;
 
@@ -152,6 +153,7 @@ size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G);
 /* Whether conv1 takes the condition channels as inputs (small maps) or adds a table. */
 int coupling_cond_in_conv(const block_info *b);
 /* Its prepared weights (model_update_prep). */
+void prior_prepare(cglow_model *m, const block_info *b);
 void coupling_prepare(cglow_model *m, const block_info *b, const step_offsets *s);
 /* The tape of G maps: h1, h2, o in padded planes (at most G * (2 hidden + C) * k_plane_map_bound). */
 size_t coupling_tape_size(const cglow_model *m, const block_info *b, int G);
@@ -189,5 +191,5 @@ int flow_forward(cglow_model *m, flow_work *w, const real *x, const real *c, int
 int flow_inverse(cglow_model *m, flow_work *w, const real *z, const real *c, int n, real *x);
 /* Loss of section 3 and its gradient into grads (nparams, overwritten). */
 int flow_loss_grad(cglow_model *m, flow_work *w, const real *x, const real *c, int n, double *loss,
-                   double *logp, real *grads);
+                   double *logp, real *grads, double *sumsq);
 #endif

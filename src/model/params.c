@@ -178,6 +178,7 @@ int model_alloc(const cglow_config *cfg, cglow_model **out)
         if (cfg->prior == CGLOW_PRIOR_CONDITIONAL) {
             add_mlp(&tb, &b->prior_mean, bi, "mean", P, Hc, (int)b->zdim);
             add_mlp(&tb, &b->prior_logvar, bi, "logvar", P, Hc, (int)b->zdim);
+            for (int k = 0; k < 2; k++) { b->prep_w3t[k] = m->prep_size; m->prep_size += (size_t)Hc * b->zdim; }
         } else {
             int zc = b->final ? C : C / 2;
             b->learned_mean = add_tensor(&tb, 1, 3, zc, H, W, 0, "blocks.%d.prior.mean", bi);

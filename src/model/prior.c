@@ -1,8 +1,9 @@
 /* Gaussian priors of the latents (model.md 2.3).
  * conditional: mean and logvar are MLPs of the scaled condition (P -> Hc -> Hc -> D), logvar
  *   clamped to [-3, 5] straight-through; learned: free tensors of the latent's shape.
- * A group of G maps goes through at once: the MLPs' last layers (Hc -> D, D up to the latent's
- * 2,048 values) are one GEMM each for the group, not G matrix-vector products of width Hc = 8. */
+ * A group of G maps goes through at once. The MLPs' last layers (Hc -> D, D up to the latent's
+ * 2,048 values) run from prepared transposed weights, vectorised over D, and their backward is
+ * one GEMM each for the group, not G matrix-vector products of width Hc = 8. */
 #include "model/model.h"
 #include <string.h>
 
@@ -41,26 +42,41 @@ static inline real *dact(const prior_ws *w, int Hc, int G, int k, int g, int l)
     return w->da + ((size_t)((k * G + g) * 2 + l)) * Hc;
 }
 
-/* out (G x D) = the MLP of each map's condition: a1 = relu(fc1 c), a2 = relu(fc2 a1) per map,
- * then fc3 for the group as one GEMM, out = A2 fc3^T + b3. */
-static void mlp_fwd(real *out, const prior_ws *w, int k, const real *c, const real *params, const mlp_offsets *o,
-                    int P, int Hc, int D, int G)
+void prior_prepare(cglow_model *m, const block_info *b)
 {
+    if (m->cfg.prior != CGLOW_PRIOR_CONDITIONAL) return;
+    const int Hc = m->cfg.prior_hidden;
+    const size_t D = b->zdim;
+    const mlp_offsets *o[2] = {&b->prior_mean, &b->prior_logvar};
+    for (int k = 0; k < 2; k++) {
+        const real *w3 = m->params + o[k]->w3;
+        real *t = m->prep + b->prep_w3t[k];
+        for (size_t d = 0; d < D; d++)
+            for (int j = 0; j < Hc; j++) t[(size_t)j * D + d] = w3[d * Hc + j];
+    }
+}
+
+/* out (G x D) = the MLP of each map's condition: a1 = relu(fc1 c), a2 = relu(fc2 a1), then fc3
+ * from its transposed weights (prepared): out = b3 + sum_j a2_j w3t_j, vectorised over the D
+ * outputs. Each map's sums run in the same order whatever the group: a map's log p does not
+ * depend on the maps it is batched with. */
+static void mlp_fwd(real *out, const prior_ws *w, int k, const real *c, const real *params, const mlp_offsets *o,
+                    const real *w3t, int P, int Hc, int D, int G)
+{
+    const real *b3 = params + o->b3;
     for (int g = 0; g < G; g++) {
         real *a1 = act(w, Hc, G, k, g, 0), *a2 = act(w, Hc, G, k, g, 1);
         k_linear_fwd(a1, c + (size_t)g * P, params + o->w1, params + o->b1, Hc, P);
         k_relu(a1, Hc);
         k_linear_fwd(a2, a1, params + o->w2, params + o->b2, Hc, Hc);
         k_relu(a2, Hc);
-    }
-    /* the group's a2 rows are 2 * Hc apart (a1, a2 interleaved) */
-    cblas_xgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G, D, Hc, 1, act(w, Hc, G, k, 0, 1), 2 * Hc,
-                params + o->w3, Hc, 0, out, D);
-    const real *b3 = params + o->b3;
-    for (int g = 0; g < G; g++) {
         real *r = out + (size_t)g * D;
+        memcpy(r, b3, sizeof(real) * D);
+        for (int j = 0; j < Hc; j++) {
+            const real a = a2[j], *t = w3t + (size_t)j * D;
 #pragma omp simd
-        for (int i = 0; i < D; i++) r[i] += b3[i];
+            for (int i = 0; i < D; i++) r[i] += a * t[i];
+        }
     }
 }
 
@@ -101,8 +117,8 @@ static void mean_logvar(const prior_ws *w, const real *c, const real *params, co
         }
         return;
     }
-    mlp_fwd(w->mean, w, 0, c, params, &b->prior_mean, P, Hc, D, G);
-    mlp_fwd(w->logvar, w, 1, c, params, &b->prior_logvar, P, Hc, D, G);
+    mlp_fwd(w->mean, w, 0, c, params, &b->prior_mean, m->prep + b->prep_w3t[0], P, Hc, D, G);
+    mlp_fwd(w->logvar, w, 1, c, params, &b->prior_logvar, m->prep + b->prep_w3t[1], P, Hc, D, G);
     for (size_t i = 0; i < (size_t)G * D; i++) w->logvar[i] = clamp_r(w->logvar[i], LOGVAR_MIN, LOGVAR_MAX);
 }
 
