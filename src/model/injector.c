@@ -43,7 +43,8 @@ static size_t net_work_size(const cglow_model *m, const block_info *b, int G)
     const int rh = red_size(b->H), rw = red_size(b->W), Hd = m->cfg.hidden, P = m->cfg.cond_features, C = b->C;
     const int m2 = 2 * C > Hd ? 2 * C : Hd, mx = m2 > P ? m2 : P;
     const size_t PL = k_plane_size(rh, rw, G), R = (size_t)rh * rw;
-    const size_t n = PL * (2 * (size_t)C + 2 * (size_t)C + 2 * (size_t)Hd) + G * R * 2 * C;   /* oP, doutP, da2, da1; dout */
+    /* oP, doutP, da2, da1; dout; each map's log-det */
+    const size_t n = PL * (2 * (size_t)C + 2 * (size_t)C + 2 * (size_t)Hd) + G * R * 2 * C + 2 * (size_t)G + 2;
     return ((n + 15) & ~(size_t)15) + k_conv_planes_scratch(mx, mx, rh, rw, G) + 16;
 }
 
@@ -69,6 +70,8 @@ void injector_net_carve_split(inj_net *w, const cglow_model *m, const block_info
     w->da2 = work; work += PL * Hd;
     w->da1 = work; work += PL * Hd;
     w->dout = work; work += R * 2 * C;
+    w->ld = (double *)(((uintptr_t)work + 7) & ~(uintptr_t)7);   /* doubles in the reals' area */
+    work = (real *)(w->ld + G);
     w->kscr = (real *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
 }
 
@@ -98,6 +101,24 @@ void injector_prepare(cglow_model *m, const block_info *b, const step_offsets *s
     for (int ch = 0; ch < 2 * C; ch++) scale[ch] = (real)exp(3.0 * P[s->inj_zs + ch]);
     k_conv3x3_prepare(m->prep + s->pi_zw, P + s->inj_zw, P + s->inj_zb, scale, Hd, 2 * C, rh, rw, 1);
     free(scale);
+}
+
+/* Each map's log-det: the sum of its clamped log-scales over the full map, each border class
+ * counted for its pixels; one vectorised dot product per map with the counts laid out per channel. */
+static void net_logdets(inj_net *w, const block_info *b)
+{
+    const int C = b->C, R = w->R;
+    real cnt[(size_t)C * R];
+    for (int ri = 0; ri < w->rh; ri++)
+        for (int rj = 0; rj < w->rw; rj++) cnt[ri * w->rw + rj] = (real)(red_count(ri, b->H) * red_count(rj, b->W));
+    for (int ch = 1; ch < C; ch++) memcpy(cnt + (size_t)ch * R, cnt, sizeof(real) * R);
+    for (int g = 0; g < w->G; g++) {
+        const real *ls = w->o + ((size_t)g * 2 * C + C) * R;
+        double acc = 0;   /* up to 128 x 25 terms: summed in double */
+#pragma omp simd reduction(+ : acc)
+        for (int i = 0; i < C * R; i++) acc += (double)(clamp_r(ls[i], (real)INJ_LS_MIN, (real)INJ_LS_MAX) * cnt[i]);
+        w->ld[g] = acc;
+    }
 }
 
 /* The CNN on the G reduced maps: o (G, 2C, R) raw (unclamped); e = exp(clamped log-scale) (G, C, R). */
@@ -131,31 +152,8 @@ void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_
 #pragma omp simd
         for (int i = 0; i < C * R; i++) e[i] = exp_r(clamp_r(ls[i], (real)INJ_LS_MIN, (real)INJ_LS_MAX));
     }
+    net_logdets(w, b);
     memset(w->dout, 0, sizeof(real) * (size_t)G * 2 * C * R);
-}
-
-/* Sum of map g's clamped log-scales over the full map. */
-static double net_logdet(const inj_net *w, const block_info *b, int g)
-{
-    const real *ls = w->o + ((size_t)g * 2 * b->C + b->C) * w->R;
-    if (w->R == 1) {   /* 1x1 maps: one pixel per channel */
-        real acc = 0;
-#pragma omp simd reduction(+ : acc)
-        for (int ch = 0; ch < b->C; ch++) acc += clamp_r(ls[ch], (real)INJ_LS_MIN, (real)INJ_LS_MAX);
-        return acc;
-    }
-    real cnt[25];   /* pixels of each border class */
-    for (int ri = 0; ri < w->rh; ri++)
-        for (int rj = 0; rj < w->rw; rj++) cnt[ri * w->rw + rj] = (real)(red_count(ri, b->H) * red_count(rj, b->W));
-    double sum = 0;
-    for (int ch = 0; ch < b->C; ch++) {
-        const real *l = ls + (size_t)ch * w->R;
-        real acc = 0;
-#pragma omp simd reduction(+ : acc)
-        for (int r = 0; r < w->R; r++) acc += clamp_r(l[r], (real)INJ_LS_MIN, (real)INJ_LS_MAX) * cnt[r];
-        sum += acc;
-    }
-    return sum;
 }
 
 /* y = x * e + bias on one row of W pixels whose row class is given by e, bias (rw values each):
@@ -186,7 +184,7 @@ void injector_apply_fwd(real *y, const real *x, const inj_net *w, const block_in
             real *yg = y + (size_t)gi * C * R;
 #pragma omp simd
             for (int i = 0; i < C * R; i++) yg[i] = xg[i] * e[i] + bias[i];
-            logdet[gi] += net_logdet(w, b, g);
+            logdet[gi] += w->ld[g];
             continue;
         }
         if (H > 5 && W > 5) {
@@ -211,7 +209,7 @@ void injector_apply_fwd(real *y, const real *x, const inj_net *w, const block_in
                     apply_row(yc + (size_t)r * W, xc + (size_t)r * W, e + ri * 5, bias + ri * 5, W);
                 }
             }
-            logdet[gi] += net_logdet(w, b, g);
+            logdet[gi] += w->ld[g];
             continue;
         }
         for (int ch = 0; ch < C; ch++)
@@ -221,7 +219,7 @@ void injector_apply_fwd(real *y, const real *x, const inj_net *w, const block_in
                 apply_row(y + row, x + row, w->e + ((size_t)g * C + ch) * R + ri * w->rw,
                           w->o + ((size_t)g * 2 * C + ch) * R + ri * w->rw, W);
             }
-        logdet[gi] += net_logdet(w, b, g);
+        logdet[gi] += w->ld[g];
     }
 }
 

@@ -116,6 +116,7 @@ void invconv_weight_inverse(real *winv, const real *params, const step_offsets *
 typedef struct {
     real *cmap, *a1, *a2, *oP, *doutP, *da2, *da1;   /* padded planes (kernels.h) of the G reduced maps */
     real *o, *e, *dout;                              /* (G, 2C, R), (G, C, R), (G, 2C, R) */
+    double *ld;                                      /* (G): each map's log-det, from the forward */
     real *kscr;
     int rh, rw, R, G;
     size_t PL, org, MP, Wr;                          /* the planes' geometry */
