@@ -139,13 +139,29 @@ void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_
     k_plane_border(w->a2, Hd, rh, rw, G, 1);
     /* o = (conv(a2; pad 1) + zb) * exp(3 zs), the factor in the prepared weights */
     k_conv3x3_planes_prepared(w->oP, w->a2, pp + s->pi_zw, Hd, 2 * C, rh, rw, G, 0, w->kscr);
-    for (int g = 0; g < G; g++)
-        for (int ch = 0; ch < 2 * C; ch++)
-            for (int y = 0; y < rh; y++) {
-                const real *src = w->oP + plane_at(w, ch, g, y, 0);
-                real *dst = w->o + ((size_t)g * 2 * C + ch) * R + y * rw;
-                for (int x = 0; x < rw; x++) dst[x] = src[x];
-            }
+    if (R == 1)   /* 1x1 maps: channel ch of the G maps is one run of its plane */
+        for (int ch = 0; ch < 2 * C; ch++) {
+            const real *src = w->oP + plane_at(w, ch, 0, 0, 0);
+            for (int g = 0; g < G; g++) w->o[(size_t)g * 2 * C + ch] = src[(size_t)g * w->MP];
+        }
+    else {
+        /* rows of a compile-time width for the usual sizes (5 for the border classes) */
+#define EXTRACT(WC)                                                                                  \
+    for (int g = 0; g < G; g++)                                                                      \
+        for (int ch = 0; ch < 2 * C; ch++) {                                                         \
+            const real *src = w->oP + plane_at(w, ch, g, 0, 0);                                      \
+            real *dst = w->o + ((size_t)g * 2 * C + ch) * R;                                         \
+            for (int y = 0; y < rh; y++)                                                             \
+                for (int x = 0; x < (WC); x++) dst[y * (WC) + x] = src[(size_t)y * w->Wr + x];       \
+        }
+        switch (rw) {
+        case 5: EXTRACT(5); break;
+        case 4: EXTRACT(4); break;
+        case 2: EXTRACT(2); break;
+        default: EXTRACT(rw); break;
+        }
+#undef EXTRACT
+    }
     for (int g = 0; g < G; g++) {
         const real *ls = w->o + ((size_t)g * 2 * C + C) * R;
         real *e = w->e + (size_t)g * C * R;
