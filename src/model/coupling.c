@@ -298,7 +298,7 @@ void coupling_fwd(real *y, const real *x, const real *c, const real *params, con
                 for (int r = 0; r < H; r++) {
                     const real *ls = prow(o, &w, ch, g, r), *t = prow(o, &w, Cx + ch, g, r);
                     real *dl = w.gls + ((size_t)ch * H + r) * W, *dt = w.gt + ((size_t)ch * H + r) * W;
-                    for (int i = 0; i < W; i++) { dl[i] = ls[i]; dt[i] = t[i]; }
+                    WIDTH_SWITCH(W, for (int i = 0; i < WC; i++) { dl[i] = ls[i]; dt[i] = t[i]; })
                 }
             const real *xb = xg + half;
             real *yb = yg + half;
@@ -363,7 +363,7 @@ static void coupling_bwd_narrow(real *dx, real *gzs, const real *dy, const real 
             for (int r = 0; r < H; r++) {
                 const real *ls = prow((real *)o, w, ch, g, r), *t = prow((real *)o, w, Cx + ch, g, r);
                 real *dl = gls + ((size_t)ch * H + r) * W, *dt = gt + ((size_t)ch * H + r) * W;
-                for (int i = 0; i < W; i++) { dl[i] = ls[i]; dt[i] = t[i]; }
+                WIDTH_SWITCH(W, for (int i = 0; i < WC; i++) { dl[i] = ls[i]; dt[i] = t[i]; })
             }
         const size_t base = (size_t)g * C * HW + half;
         const real *xb = x + base, *gy = dy + base;
@@ -388,7 +388,7 @@ static void coupling_bwd_narrow(real *dx, real *gzs, const real *dy, const real 
             for (int r = 0; r < H; r++) {
                 real *dls = prow(w->dout, w, ch, g, r), *dtp = prow(w->dout, w, Cx + ch, g, r);
                 const real *sl = gls + ((size_t)ch * H + r) * W, *st = gt + ((size_t)ch * H + r) * W;
-                for (int i = 0; i < W; i++) { dls[i] = sl[i] * fl; dtp[i] = st[i] * ft; }
+                WIDTH_SWITCH(W, for (int i = 0; i < WC; i++) { dls[i] = sl[i] * fl; dtp[i] = st[i] * ft; })
             }
         }
     }
@@ -464,7 +464,6 @@ void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real gl,
             for (int r = 0; r < H; r++) {
                 const size_t at = (size_t)g * C * HW + ((size_t)ch * H + r) * W;
                 const real *d1 = prow(w.din, &w, ch, g, r);
-                #pragma omp simd
-                for (int i = 0; i < W; i++) dx[at + i] = dy[at + i] + d1[i];
+                WIDTH_SWITCH(W, for (int i = 0; i < WC; i++) dx[at + i] = dy[at + i] + d1[i])
             }
 }

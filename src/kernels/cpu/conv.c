@@ -353,9 +353,16 @@ static void cols_to_planes(real *planes, const real *res, size_t nc, int C, int 
     for (int c = 0; c < C; c++) {
         real *p = planes + (size_t)c * q->PL + q->org;
         const real *r = res + (size_t)c * nc;
-        for (int g = 0; g < G; g++)
-            for (int y = 0; y < H; y++)
-                for (int x = 0; x < W; x++) p[(size_t)g * q->MP + (size_t)y * q->Wp + x] = r[((size_t)g * H + y) * W + x];
+#define SCATTER(WC)                                                                                  \
+    for (int g = 0; g < G; g++)                                                                      \
+        for (int y = 0; y < H; y++)                                                                  \
+            for (int x = 0; x < (WC); x++) p[(size_t)g * q->MP + (size_t)y * q->Wp + x] = r[((size_t)g * H + y) * (WC) + x];
+        switch (W) {   /* rows of a compile-time width for the usual sizes */
+        case 2: SCATTER(2); break;
+        case 4: SCATTER(4); break;
+        default: SCATTER(W); break;
+        }
+#undef SCATTER
     }
 }
 
@@ -403,12 +410,23 @@ void k_to_planes(real *planes, const real *in, int C, int H, int W, int G, size_
     const plane_geom q = geom(H, W, G);
     for (int c = 0; c < C; c++) {
         real *pc = planes + (size_t)c * q.PL + q.org;
-        for (int g = 0; g < G; g++) {
-            const real *s = in + (size_t)g * map_stride + (size_t)c * H * W;
-            real *p = pc + (size_t)g * q.MP;
-            for (int y = 0; y < H; y++)   /* rows of a few pixels: a loop, not a memcpy call each */
-                for (int x = 0; x < W; x++) p[(size_t)y * q.Wp + x] = s[(size_t)y * W + x];
+        /* rows of a few pixels: a loop, not a memcpy call each; of a compile-time width for the
+         * deep blocks' sizes */
+#define COPY(WC)                                                                                     \
+    for (int g = 0; g < G; g++) {                                                                    \
+        const real *s = in + (size_t)g * map_stride + (size_t)c * H * W;                            \
+        real *p = pc + (size_t)g * q.MP;                                                             \
+        for (int y = 0; y < H; y++)                                                                  \
+            for (int x = 0; x < (WC); x++) p[(size_t)y * q.Wp + x] = s[(size_t)y * (WC) + x];        \
+    }
+        switch (W) {
+        case 1: COPY(1); break;
+        case 2: COPY(2); break;
+        case 4: COPY(4); break;
+        case 8: COPY(8); break;
+        default: COPY(W); break;
         }
+#undef COPY
     }
     k_plane_border(planes, C, H, W, G, pad);
 }
