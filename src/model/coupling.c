@@ -179,16 +179,32 @@ static void add_cond_relu(real *h1, const real *T, const block_info *b, int Hd, 
         for (int g = 0; g < G; g++) {
             const real *t = T + ((size_t)g * Hd + o) * 16;
             const real mid = t[0];
-            for (int y = 0; y < H; y++) {
-                const int rf = edge_flags(y, H);
-                const real *tr = t + rf * 4;
-                real *r = prow(h1, w, o, g, y);
-                if (W == 1) { r[0] += tr[3] - mid; continue; }
-                r[0] += tr[1] - mid;
-                r[W - 1] += tr[2] - mid;
-                if (rf)
-                    for (int x2 = 1; x2 < W - 1; x2++) r[x2] += tr[0] - mid;
-            }
+            if (H >= 3 && W >= 3) {
+                /* the rows between the first and the last differ from mid only in their first
+                 * and last pixels (row flags 0); then the first (flags 1) and last (2) rows */
+                const real dl = t[1] - mid, dr = t[2] - mid;
+                real *r = prow(h1, w, o, g, 1);
+                for (int y = 1; y < H - 1; y++, r += w->Wr) { r[0] += dl; r[W - 1] += dr; }
+                for (int k = 0; k < 2; k++) {
+                    const real *tr = t + (k ? 2 : 1) * 4;
+                    real *e = prow(h1, w, o, g, k ? H - 1 : 0);
+                    const real dm = tr[0] - mid;
+                    e[0] += tr[1] - mid;
+                    e[W - 1] += tr[2] - mid;
+#pragma omp simd
+                    for (int x2 = 1; x2 < W - 1; x2++) e[x2] += dm;
+                }
+            } else
+                for (int y = 0; y < H; y++) {
+                    const int rf = edge_flags(y, H);
+                    const real *tr = t + rf * 4;
+                    real *r = prow(h1, w, o, g, y);
+                    if (W == 1) { r[0] += tr[3] - mid; continue; }
+                    r[0] += tr[1] - mid;
+                    r[W - 1] += tr[2] - mid;
+                    if (rf)
+                        for (int x2 = 1; x2 < W - 1; x2++) r[x2] += tr[0] - mid;
+                }
             real *r = prow(h1, w, o, g, 0);
             #pragma omp simd
             for (size_t i = 0; i < span; i++) r[i] = relu1(r[i] + mid);

@@ -83,6 +83,44 @@ static inline void combine_tile6x4(real *out, size_t ldo, const real *wp, const 
 #undef ROW
 }
 
+/* 6 rows x 2 vectors and 6 rows x 1 vector: the columns left of a row after its 4-vector tiles,
+ * with the 6-row blocks' packed weights (one row at a time reloaded the columns 6 times). */
+static inline void combine_tile6x2(real *out, size_t ldo, const real *wp, const real *b, const real *const *src,
+                                   size_t soff, int K, int relu)
+{
+    vr a00 = vsplat(b[0]), a01 = a00, a10 = vsplat(b[1]), a11 = a10, a20 = vsplat(b[2]), a21 = a20;
+    vr a30 = vsplat(b[3]), a31 = a30, a40 = vsplat(b[4]), a41 = a40, a50 = vsplat(b[5]), a51 = a50;
+    for (int t = 0; t < K; t++, wp += 6) {
+        const real *s = src[t] + soff;
+        const vr s0 = vload(s), s1 = vload(s + VL);
+        a00 += wp[0] * s0; a01 += wp[0] * s1;
+        a10 += wp[1] * s0; a11 += wp[1] * s1;
+        a20 += wp[2] * s0; a21 += wp[2] * s1;
+        a30 += wp[3] * s0; a31 += wp[3] * s1;
+        a40 += wp[4] * s0; a41 += wp[4] * s1;
+        a50 += wp[5] * s0; a51 += wp[5] * s1;
+    }
+    vstore_act(out, a00, relu); vstore_act(out + VL, a01, relu);
+    vstore_act(out + ldo, a10, relu); vstore_act(out + ldo + VL, a11, relu);
+    vstore_act(out + 2 * ldo, a20, relu); vstore_act(out + 2 * ldo + VL, a21, relu);
+    vstore_act(out + 3 * ldo, a30, relu); vstore_act(out + 3 * ldo + VL, a31, relu);
+    vstore_act(out + 4 * ldo, a40, relu); vstore_act(out + 4 * ldo + VL, a41, relu);
+    vstore_act(out + 5 * ldo, a50, relu); vstore_act(out + 5 * ldo + VL, a51, relu);
+}
+
+static inline void combine_tile6x1(real *out, size_t ldo, const real *wp, const real *b, const real *const *src,
+                                   size_t soff, int K, int relu)
+{
+    vr a0 = vsplat(b[0]), a1 = vsplat(b[1]), a2 = vsplat(b[2]), a3 = vsplat(b[3]), a4 = vsplat(b[4]), a5 = vsplat(b[5]);
+    for (int t = 0; t < K; t++, wp += 6) {
+        const vr s0 = vload(src[t] + soff);
+        a0 += wp[0] * s0; a1 += wp[1] * s0; a2 += wp[2] * s0;
+        a3 += wp[3] * s0; a4 += wp[4] * s0; a5 += wp[5] * s0;
+    }
+    vstore_act(out, a0, relu); vstore_act(out + ldo, a1, relu); vstore_act(out + 2 * ldo, a2, relu);
+    vstore_act(out + 3 * ldo, a3, relu); vstore_act(out + 4 * ldo, a4, relu); vstore_act(out + 5 * ldo, a5, relu);
+}
+
 /* The same with 2 vectors (the remainder of a row). */
 static inline void combine_tile4(real *out, size_t ldo, const real *w0, size_t ldw, const real *b, const real *const *src,
                                  size_t soff, int K)
@@ -267,7 +305,18 @@ static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, con
     }
     /* the columns [n4, n1): fewer than 4 vectors */
     if (n1 > n4) {
-        for (int o = 0; o < e6; o++) combine_row(out + (size_t)o * ldo, w + (size_t)o * ldw, bb[o], src, K, n4, n1, relu);
+        for (int j = 0; j < n6; j++) {
+            real *orow = out + (size_t)6 * j * ldo;
+            const real *pw = wp + (size_t)j * K * 6;
+            if (n2 > n4) {
+                if (relu) combine_tile6x2(orow + n4, ldo, pw, b6 + 6 * j, src, n4, K, 1);
+                else combine_tile6x2(orow + n4, ldo, pw, b6 + 6 * j, src, n4, K, 0);
+            }
+            if (n1 > n2) {
+                if (relu) combine_tile6x1(orow + n2, ldo, pw, b6 + 6 * j, src, n2, K, 1);
+                else combine_tile6x1(orow + n2, ldo, pw, b6 + 6 * j, src, n2, K, 0);
+            }
+        }
         for (int o0 = e6; o0 < e4; o0 += OB) {
             real *orow = out + (size_t)o0 * ldo;
             const real *wrow = w + (size_t)o0 * ldw;
