@@ -47,4 +47,17 @@ static inline float exp_r(float x)
 #endif
 static inline real sigmoid_r(real x) { return 1 / (1 + exp_r(-x)); }
 static inline real clamp_r(real x, real lo, real hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+/* The statements after W with WC a compile-time constant equal to W for the narrow widths of the
+ * deep blocks' rows (1, 2, 4, 5 (the injector's border classes), 8): loops over a row's few pixels
+ * then compile to straight moves instead of a counted loop. Any other W runs them as they are. */
+#define WIDTH_SWITCH(W, ...)                                                                         \
+    switch (W) {                                                                                     \
+    case 1: { enum { WC = 1 }; __VA_ARGS__; } break;                                                \
+    case 2: { enum { WC = 2 }; __VA_ARGS__; } break;                                                \
+    case 4: { enum { WC = 4 }; __VA_ARGS__; } break;                                                \
+    case 5: { enum { WC = 5 }; __VA_ARGS__; } break;                                                \
+    case 8: { enum { WC = 8 }; __VA_ARGS__; } break;                                                \
+    default: { const int WC = (W); __VA_ARGS__; } break;                                             \
+    }
 #endif

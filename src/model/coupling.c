@@ -9,7 +9,7 @@
  * the 1x1 convolution reads those in place and writes h2's, whose border is set to 1 for the
  * zeroconv; nothing is copied between the convolutions. */
 typedef struct {
-    real *xa, *h1, *h2, *o, *dout, *dh2, *dh1, *din, *wx, *dwx, *T, *f, *sc, *gls, *gt, *gp, *kscr;
+    real *xa, *h1, *h2, *o, *dout, *dh2, *dh1, *din, *dwx, *T, *f, *sc, *gls, *gt, *gp, *kscr;
     size_t PL, org, MP;
     int Wr;
 } cp_ws;
@@ -38,7 +38,7 @@ size_t coupling_scratch_size(const cglow_model *m, const block_info *b, int G)
     /* xa, h1, h2, o; backward: dout, dh2, dh1, din; conv1's weights on xa and their gradient;
      * the condition tables; one map's scales; the kernels' scratch */
     const size_t cin = Cx + m->cfg.cond_features;
-    return PL * (cin + Hd + Hd + C + C + Hd + Hd + cin) + 2 * Hd * Cx * 9 + (size_t)G * Hd * 16 + C +
+    return PL * (cin + Hd + Hd + C + C + Hd + Hd + cin) + Hd * Cx * 9 + (size_t)G * Hd * 16 + C +
            4 * Cx * (size_t)b->H * b->W + kscr_size(m, b, G) + 16;
 }
 
@@ -56,7 +56,6 @@ static cp_ws carve(const cglow_model *m, const block_info *b, int G, real *ws)
     w.dh2 = ws; ws += PL * Hd;
     w.dh1 = ws; ws += PL * Hd;
     w.din = ws; ws += PL * cin;
-    w.wx = ws; ws += Hd * Cx * 9;
     w.dwx = ws; ws += Hd * Cx * 9;
     w.T = ws; ws += (size_t)G * Hd * 16;
     w.f = ws; ws += C;
@@ -465,9 +464,10 @@ void coupling_bwd(real *dx, real *grads, const real *dy, const real *x, real gl,
                              G, 0, w.kscr);
     else {
         const int cin_all = Cx + m->cfg.cond_features;
-        xa_weights(w.wx, params + s->cp_w1, m, b);
+        /* conv1's weights on xa: the prepared ones (k_conv3x3_prepare copies them as they are) */
         memset(w.dwx, 0, sizeof(real) * Hd * Cx * 9);
-        k_conv3x3_planes_bwd(w.din, w.dwx, grads + s->cp_b1, w.dh1, w.xa, w.wx, Cx, Hd, H, W, G, 0, w.kscr);
+        k_conv3x3_planes_bwd(w.din, w.dwx, grads + s->cp_b1, w.dh1, w.xa, m->prep + s->pc_w1, Cx, Hd, H, W, G, 0,
+                             w.kscr);
         for (int oc = 0; oc < Hd; oc++) {
             real *dst = grads + s->cp_w1 + (size_t)oc * cin_all * 9;
             const real *src = w.dwx + (size_t)oc * Cx * 9;

@@ -146,21 +146,13 @@ void injector_net_fwd(inj_net *w, const real *c, const real *params, const step_
         }
     else {
         /* rows of a compile-time width for the usual sizes (5 for the border classes) */
-#define EXTRACT(WC)                                                                                  \
-    for (int g = 0; g < G; g++)                                                                      \
-        for (int ch = 0; ch < 2 * C; ch++) {                                                         \
-            const real *src = w->oP + plane_at(w, ch, g, 0, 0);                                      \
-            real *dst = w->o + ((size_t)g * 2 * C + ch) * R;                                         \
-            for (int y = 0; y < rh; y++)                                                             \
-                for (int x = 0; x < (WC); x++) dst[y * (WC) + x] = src[(size_t)y * w->Wr + x];       \
-        }
-        switch (rw) {
-        case 5: EXTRACT(5); break;
-        case 4: EXTRACT(4); break;
-        case 2: EXTRACT(2); break;
-        default: EXTRACT(rw); break;
-        }
-#undef EXTRACT
+        WIDTH_SWITCH(rw, for (int g = 0; g < G; g++)
+                             for (int ch = 0; ch < 2 * C; ch++) {
+                                 const real *src = w->oP + plane_at(w, ch, g, 0, 0);
+                                 real *dst = w->o + ((size_t)g * 2 * C + ch) * R;
+                                 for (int y = 0; y < rh; y++)
+                                     for (int x = 0; x < WC; x++) dst[y * WC + x] = src[(size_t)y * w->Wr + x];
+                             })
     }
     for (int g = 0; g < G; g++) {
         const real *ls = w->o + ((size_t)g * 2 * C + C) * R;

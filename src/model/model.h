@@ -109,17 +109,6 @@ void invconv_weight_grad(real *grads, const real *params, const step_offsets *s,
 void invconv_weight(real *w, const real *params, const step_offsets *s, int C);
 void invconv_weight_inverse(real *winv, const real *params, const step_offsets *s, int C);
 
-/* BODY with WC a compile-time constant equal to W for the deep blocks' narrow widths (1, 2, 4, 8):
- * loops over the few pixels of a row then compile to straight moves instead of a counted loop. */
-#define WIDTH_SWITCH(W, BODY)                                                                        \
-    switch (W) {                                                                                     \
-    case 1: { enum { WC = 1 }; BODY; } break;                                                       \
-    case 2: { enum { WC = 2 }; BODY; } break;                                                       \
-    case 4: { enum { WC = 4 }; BODY; } break;                                                       \
-    case 8: { enum { WC = 8 }; BODY; } break;                                                       \
-    default: { const int WC = (W); BODY; } break;                                                    \
-    }
-
 /* injector.c (conditional actnorm). The small CNN of the conditions (inj_net) runs once per
  * step for a whole group; its output is applied map by map (g0 .. g0+gb-1 of the group, whose
  * tensors x, y, dx, dy hold just those gb maps). Backward accumulates d(net output) over the

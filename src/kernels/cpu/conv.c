@@ -333,16 +333,10 @@ static void planes_to_cols(real *cols, size_t nc, const real *planes, int C, int
             real *r = cols + ((size_t)c * taps + t) * nc;
             const real *p = planes + (size_t)c * q->PL + q->lead + (size_t)ky * q->Wp + kx;
             /* rows of a compile-time width for the usual sizes, so that each is a single move */
-#define GATHER(WC)                                                                                   \
-    for (int g = 0; g < G; g++)                                                                      \
-        for (int y = 0; y < H; y++)                                                                  \
-            for (int x = 0; x < (WC); x++) r[((size_t)g * H + y) * (WC) + x] = p[(size_t)g * q->MP + (size_t)y * q->Wp + x];
-            switch (W) {
-            case 2: GATHER(2); break;
-            case 4: GATHER(4); break;
-            default: GATHER(W); break;
-            }
-#undef GATHER
+            WIDTH_SWITCH(W, for (int g = 0; g < G; g++)
+                                for (int y = 0; y < H; y++)
+                                    for (int x = 0; x < WC; x++)
+                                        r[((size_t)g * H + y) * WC + x] = p[(size_t)g * q->MP + (size_t)y * q->Wp + x])
             for (size_t i = np; i < nc; i++) r[i] = 0;
         }
 }
@@ -353,16 +347,10 @@ static void cols_to_planes(real *planes, const real *res, size_t nc, int C, int 
     for (int c = 0; c < C; c++) {
         real *p = planes + (size_t)c * q->PL + q->org;
         const real *r = res + (size_t)c * nc;
-#define SCATTER(WC)                                                                                  \
-    for (int g = 0; g < G; g++)                                                                      \
-        for (int y = 0; y < H; y++)                                                                  \
-            for (int x = 0; x < (WC); x++) p[(size_t)g * q->MP + (size_t)y * q->Wp + x] = r[((size_t)g * H + y) * (WC) + x];
-        switch (W) {   /* rows of a compile-time width for the usual sizes */
-        case 2: SCATTER(2); break;
-        case 4: SCATTER(4); break;
-        default: SCATTER(W); break;
-        }
-#undef SCATTER
+        WIDTH_SWITCH(W, for (int g = 0; g < G; g++)   /* rows of a compile-time width */
+                            for (int y = 0; y < H; y++)
+                                for (int x = 0; x < WC; x++)
+                                    p[(size_t)g * q->MP + (size_t)y * q->Wp + x] = r[((size_t)g * H + y) * WC + x])
     }
 }
 
@@ -430,21 +418,12 @@ void k_to_planes(real *planes, const real *in, int C, int H, int W, int G, size_
         real *pc = planes + (size_t)c * q.PL + q.org;
         /* rows of a few pixels: a loop, not a memcpy call each; of a compile-time width for the
          * deep blocks' sizes */
-#define COPY(WC)                                                                                     \
-    for (int g = 0; g < G; g++) {                                                                    \
-        const real *s = in + (size_t)g * map_stride + (size_t)c * H * W;                            \
-        real *p = pc + (size_t)g * q.MP;                                                             \
-        for (int y = 0; y < H; y++)                                                                  \
-            for (int x = 0; x < (WC); x++) p[(size_t)y * q.Wp + x] = s[(size_t)y * (WC) + x];        \
-    }
-        switch (W) {
-        case 1: COPY(1); break;
-        case 2: COPY(2); break;
-        case 4: COPY(4); break;
-        case 8: COPY(8); break;
-        default: COPY(W); break;
-        }
-#undef COPY
+        WIDTH_SWITCH(W, for (int g = 0; g < G; g++) {
+            const real *s = in + (size_t)g * map_stride + (size_t)c * H * W;
+            real *p = pc + (size_t)g * q.MP;
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < WC; x++) p[(size_t)y * q.Wp + x] = s[(size_t)y * WC + x];
+        })
     }
     k_plane_border(planes, C, H, W, G, pad);
 }
@@ -467,16 +446,10 @@ static void cols_to_planes_add(real *planes, const real *dcols, size_t nc, int C
         for (int t = 0; t < 9; t++) {
             const real *r = dcols + ((size_t)c * 9 + t) * nc;
             real *p = pc + (size_t)(t / 3) * q->Wp + t % 3;   /* where tap t of output pixel (0, 0) reads */
-#define SCATTER(WC)                                                                                  \
-    for (int g = 0; g < G; g++)                                                                      \
-        for (int y = 0; y < H; y++)                                                                  \
-            for (int x = 0; x < (WC); x++) p[(size_t)g * q->MP + (size_t)y * q->Wp + x] += r[((size_t)g * H + y) * (WC) + x];
-            switch (W) {
-            case 2: SCATTER(2); break;
-            case 4: SCATTER(4); break;
-            default: SCATTER(W); break;
-            }
-#undef SCATTER
+            WIDTH_SWITCH(W, for (int g = 0; g < G; g++)
+                                for (int y = 0; y < H; y++)
+                                    for (int x = 0; x < WC; x++)
+                                        p[(size_t)g * q->MP + (size_t)y * q->Wp + x] += r[((size_t)g * H + y) * WC + x])
         }
     }
     k_plane_border(planes, C, H, W, G, 0);

@@ -270,21 +270,20 @@ static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, con
     while (6 * (n6 + 1) <= O && (O - 6 * (n6 + 1) == 0 || O - 6 * (n6 + 1) >= 4)) n6++;
     if (n4 == 0 || K > 4096 || (size_t)n6 * 6 * K > PACKED_MAX) n6 = 0;
     const int e6 = 6 * n6, e4 = e6 + (O - e6) / OB * OB, e2 = e4 + (O - e4) / 2 * 2;
-    real wp[n6 ? (size_t)n6 * 6 * K : 1], b6[n6 ? 6 * n6 : 1], bb[O];
+    real wp[n6 ? (size_t)n6 * 6 * K : 1], bb[O];
     for (int o = 0; o < O; o++) bb[o] = bias ? bias[o] : 0;
     for (int j = 0; j < n6; j++)   /* each block's 6 rows packed tap by tap */
         for (int t = 0; t < K; t++)
             for (int r = 0; r < 6; r++) wp[((size_t)j * K + t) * 6 + r] = w[(size_t)(6 * j + r) * ldw + t];
-    for (int o = 0; o < e6; o++) b6[o] = bb[o];
     for (size_t c0 = 0; c0 < n4; c0 += CHUNK) {
         const size_t c1 = c0 + CHUNK < n4 ? c0 + CHUNK : n4;
         for (int j = 0; j < n6; j++) {
             real *orow = out + (size_t)6 * j * ldo;
             const real *pw = wp + (size_t)j * K * 6;
             if (relu)
-                for (size_t p = c0; p < c1; p += 4 * VL) combine_tile6x4(orow + p, ldo, pw, b6 + 6 * j, src, p, K, 1);
+                for (size_t p = c0; p < c1; p += 4 * VL) combine_tile6x4(orow + p, ldo, pw, bb + 6 * j, src, p, K, 1);
             else
-                for (size_t p = c0; p < c1; p += 4 * VL) combine_tile6x4(orow + p, ldo, pw, b6 + 6 * j, src, p, K, 0);
+                for (size_t p = c0; p < c1; p += 4 * VL) combine_tile6x4(orow + p, ldo, pw, bb + 6 * j, src, p, K, 0);
         }
         for (int o0 = e6; o0 < e4; o0 += OB) {
             real *orow = out + (size_t)o0 * ldo;
@@ -309,12 +308,12 @@ static void combine(real *out, size_t ldo, int O, const real *w, size_t ldw, con
             real *orow = out + (size_t)6 * j * ldo;
             const real *pw = wp + (size_t)j * K * 6;
             if (n2 > n4) {
-                if (relu) combine_tile6x2(orow + n4, ldo, pw, b6 + 6 * j, src, n4, K, 1);
-                else combine_tile6x2(orow + n4, ldo, pw, b6 + 6 * j, src, n4, K, 0);
+                if (relu) combine_tile6x2(orow + n4, ldo, pw, bb + 6 * j, src, n4, K, 1);
+                else combine_tile6x2(orow + n4, ldo, pw, bb + 6 * j, src, n4, K, 0);
             }
             if (n1 > n2) {
-                if (relu) combine_tile6x1(orow + n2, ldo, pw, b6 + 6 * j, src, n2, K, 1);
-                else combine_tile6x1(orow + n2, ldo, pw, b6 + 6 * j, src, n2, K, 0);
+                if (relu) combine_tile6x1(orow + n2, ldo, pw, bb + 6 * j, src, n2, K, 1);
+                else combine_tile6x1(orow + n2, ldo, pw, bb + 6 * j, src, n2, K, 0);
             }
         }
         for (int o0 = e6; o0 < e4; o0 += OB) {
